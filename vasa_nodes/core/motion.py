@@ -1,0 +1,254 @@
+"""Motion from speech features: expression, head pose and gaze, one frame per feature frame.
+
+This is the rule-based generator: articulation from the spectrum and loudness, plus
+idle behaviour (blinks, head sway, gaze shifts) that never stops. It is causal and
+frame-sequential, so the live node and the offline command produce the same motion for
+the same audio and seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .blendshapes import INDEX, NUM_BLENDSHAPES
+from .features import N_MELS, FeatureFrames, mel_filterbank
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
+
+# Expression offset of each emotion at intensity 1 (ARKit names -> activation).
+_EMOTION_OFFSETS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happy": {"mouthSmileLeft": 0.55, "mouthSmileRight": 0.55, "cheekSquintLeft": 0.35,
+              "cheekSquintRight": 0.35, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
+    "sad": {"mouthFrownLeft": 0.5, "mouthFrownRight": 0.5, "browInnerUp": 0.6,
+            "mouthShrugLower": 0.2, "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1},
+    "angry": {"browDownLeft": 0.7, "browDownRight": 0.7, "noseSneerLeft": 0.35,
+              "noseSneerRight": 0.35, "mouthPressLeft": 0.3, "mouthPressRight": 0.3,
+              "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3},
+    "surprised": {"browInnerUp": 0.7, "browOuterUpLeft": 0.7, "browOuterUpRight": 0.7,
+                  "eyeWideLeft": 0.6, "eyeWideRight": 0.6, "jawOpen": 0.12},
+}
+
+
+@dataclass
+class MotionFrame:
+    """The face's state for one video frame (see msg/FaceMotion.msg for units and ranges)."""
+
+    frame_index: int
+    blendshapes: np.ndarray  # (52,) float32 in [0, 1], ARKit order
+    head_rotation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # yaw, pitch, roll (rad)
+    head_translation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # face heights
+    head_scale: float = 1.0
+    gaze: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # yaw, pitch (rad)
+    voice_activity: float = 0.0
+
+    @staticmethod
+    def neutral(frame_index: int = 0) -> "MotionFrame":
+        return MotionFrame(frame_index, np.zeros(NUM_BLENDSHAPES, np.float32))
+
+    def with_blendshapes(self, **values: float) -> "MotionFrame":
+        """A copy with the named ARKit coefficients set (handy for sheets and tests)."""
+        b = self.blendshapes.copy()
+        for name, v in values.items():
+            b[INDEX[name]] = v
+        return replace(self, blendshapes=b)
+
+
+@dataclass
+class Controls:
+    """Behaviour controls (mirrors msg/AvatarControl.msg)."""
+
+    gaze_enabled: bool = False
+    gaze_yaw: float = 0.0
+    gaze_pitch: float = 0.0
+    distance_enabled: bool = False
+    head_scale: float = 1.0
+    emotion: str = "neutral"
+    emotion_intensity: float = 0.0
+    motion_intensity: float = 1.0
+
+    def validated(self) -> "Controls":
+        """Clamp to the documented ranges; raise ValueError for an unknown emotion."""
+        emotion = self.emotion or "neutral"
+        if emotion not in EMOTIONS:
+            raise ValueError(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTIONS)}")
+        return Controls(
+            gaze_enabled=bool(self.gaze_enabled),
+            gaze_yaw=float(np.clip(self.gaze_yaw, -0.5, 0.5)),
+            gaze_pitch=float(np.clip(self.gaze_pitch, -0.4, 0.4)),
+            distance_enabled=bool(self.distance_enabled),
+            head_scale=float(np.clip(self.head_scale, 0.5, 2.0)),
+            emotion=emotion,
+            emotion_intensity=float(np.clip(self.emotion_intensity, 0.0, 1.0)),
+            motion_intensity=float(np.clip(self.motion_intensity, 0.0, 2.0)),
+        )
+
+
+def _smoothing(rate_per_s: float, fps: float) -> float:
+    """Per-frame coefficient of a one-pole filter with the given bandwidth."""
+    return float(1.0 - np.exp(-rate_per_s / fps))
+
+
+class RuleBasedMotionGenerator:
+    """Causal speech-to-motion rules with lifelike idle behaviour.
+
+    Articulation: the jaw follows the loudness of the voiced band with fast attack and
+    slower release; low spectral centroid (rounded vowels) adds funnel/pucker, high
+    centroid (fricatives, /i/) spreads the lips; in silence the lips close.
+    Non-verbal: blinks at 10-30 per minute, head sway that grows with speech energy and
+    nods on stressed onsets, brow raises on loud onsets, gaze saccades every 1-4 s.
+    """
+
+    def __init__(self, fps: float = 25.0, seed: int = 0, controls: Controls | None = None):
+        self.fps = fps
+        self.seed = seed
+        self.controls = (controls or Controls()).validated()
+        freqs = np.fft.rfftfreq(2 * (mel_filterbank().shape[1] - 1), 1.0 / 16000)
+        fb = mel_filterbank()
+        self._mel_hz = (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
+        self._voiced_band = (self._mel_hz > 150) & (self._mel_hz < 4000)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream with the same seed: identical input gives identical motion."""
+        self._rng = np.random.default_rng(self.seed)
+        self._frame = 0
+        self._jaw = 0.0
+        self._round = 0.0
+        self._spread = 0.0
+        self._brow = 0.0
+        self._prev_loud = -100.0
+        self._speech_level = 0.0
+        self._peak_db = -30.0
+        self._next_blink = self._draw_blink_interval()
+        self._blink_phase = -1.0
+        self._head = np.zeros(3)
+        self._head_vel = np.zeros(3)
+        self._nod = 0.0
+        self._gaze = np.zeros(2)
+        self._gaze_target = np.zeros(2)
+        self._next_saccade = self._rng.uniform(1.0, 4.0)
+        self._emotion = np.zeros(NUM_BLENDSHAPES)
+        self._scale = 1.0
+
+    def set_controls(self, controls: Controls) -> None:
+        self.controls = controls.validated()
+
+    def _draw_blink_interval(self) -> float:
+        # Mean ~3.5 s (17 blinks/min), never closer than 1.2 s.
+        return 1.2 + self._rng.gamma(2.0, 1.15)
+
+    def step(self, features: np.ndarray, loudness_db: float, voice_activity: float) -> MotionFrame:
+        """Motion for the next frame from that frame's features."""
+        dt = 1.0 / self.fps
+        c = self.controls
+        b = np.zeros(NUM_BLENDSHAPES)
+        speaking = voice_activity
+
+        # Articulation. Loudness relative to the running speech peak keeps the jaw
+        # range the same for quiet and loud talkers.
+        if speaking > 0.5:
+            self._peak_db = max(loudness_db, self._peak_db - 0.5 * dt)
+        rel = np.clip((loudness_db - (self._peak_db - 30.0)) / 30.0, 0.0, 1.0)
+        target_jaw = speaking * rel ** 1.3 * 0.75
+        k = _smoothing(40.0 if target_jaw > self._jaw else 18.0, self.fps)
+        self._jaw += k * (target_jaw - self._jaw)
+
+        mel = np.asarray(features, np.float64)
+        power = 10.0 ** mel[self._voiced_band]
+        centroid = float((power * self._mel_hz[self._voiced_band]).sum() / max(power.sum(), 1e-12))
+        rounding = np.clip((1400.0 - centroid) / 900.0, 0.0, 1.0) * speaking
+        spreading = np.clip((centroid - 2200.0) / 1500.0, 0.0, 1.0) * speaking
+        ks = _smoothing(20.0, self.fps)
+        self._round += ks * (rounding - self._round)
+        self._spread += ks * (spreading - self._spread)
+
+        b[INDEX["jawOpen"]] = self._jaw
+        b[INDEX["mouthLowerDownLeft"]] = b[INDEX["mouthLowerDownRight"]] = 0.35 * self._jaw
+        b[INDEX["mouthUpperUpLeft"]] = b[INDEX["mouthUpperUpRight"]] = 0.15 * self._jaw
+        b[INDEX["mouthFunnel"]] = 0.5 * self._round * (0.3 + self._jaw)
+        b[INDEX["mouthPucker"]] = 0.45 * self._round * (1.0 - self._jaw)
+        b[INDEX["mouthStretchLeft"]] = b[INDEX["mouthStretchRight"]] = 0.35 * self._spread
+        # Silence: lips sealed; during speech they close on loudness dips (stops, /m/).
+        b[INDEX["mouthClose"]] = np.clip(0.25 - self._jaw, 0.0, 0.25) * (1.0 - 0.5 * speaking)
+        b[INDEX["mouthPressLeft"]] = b[INDEX["mouthPressRight"]] = 0.15 * (1.0 - speaking)
+
+        # Brows rise on loud onsets (emphasis).
+        onset = max(0.0, loudness_db - self._prev_loud - 6.0) / 12.0 * speaking
+        self._brow = max(self._brow * (1.0 - _smoothing(3.0, self.fps)), min(onset, 1.0) * 0.6)
+        b[INDEX["browInnerUp"]] = self._brow
+        b[INDEX["browOuterUpLeft"]] = b[INDEX["browOuterUpRight"]] = 0.7 * self._brow
+
+        # Blinks: 60 ms close, 40 ms closed, 100 ms open.
+        t = self._frame * dt
+        if self._blink_phase < 0 and t >= self._next_blink:
+            self._blink_phase = 0.0
+        if self._blink_phase >= 0:
+            p = self._blink_phase
+            closed = p / 0.06 if p < 0.06 else 1.0 if p < 0.10 else max(0.0, 1.0 - (p - 0.10) / 0.10)
+            b[INDEX["eyeBlinkLeft"]] = b[INDEX["eyeBlinkRight"]] = closed
+            self._blink_phase += dt
+            if self._blink_phase > 0.2:
+                self._blink_phase = -1.0
+                self._next_blink = t + self._draw_blink_interval()
+
+        # Head: a damped random walk (slow sway) whose energy grows with speech, plus a
+        # nod on each onset.
+        self._speech_level += _smoothing(2.0, self.fps) * (speaking * rel - self._speech_level)
+        energy = (0.4 + 1.6 * self._speech_level) * c.motion_intensity
+        stiffness, damping = 6.0, 4.0
+        noise = self._rng.standard_normal(3) * np.array([0.05, 0.035, 0.025]) * energy
+        self._head_vel += dt * (-stiffness * self._head - damping * self._head_vel) + np.sqrt(dt) * noise
+        self._head += dt * self._head_vel
+        self._nod = max(self._nod * (1.0 - _smoothing(6.0, self.fps)), min(onset, 1.0))
+        head = self._head + np.array([0.0, -0.05 * self._nod * c.motion_intensity, 0.0])
+
+        # Gaze: hold a target, jump to a new one now and then (saccade), return to the
+        # commanded or central direction most of the time.
+        if t >= self._next_saccade:
+            spread = 0.12 * c.motion_intensity
+            self._gaze_target = self._rng.uniform(-1, 1, 2) * np.array([spread, 0.6 * spread])
+            if self._rng.random() < 0.4:
+                self._gaze_target[:] = 0.0
+            self._next_saccade = t + self._rng.uniform(1.0, 4.0)
+        self._gaze += _smoothing(30.0, self.fps) * (self._gaze_target - self._gaze)
+        if c.gaze_enabled:
+            # Commanded main gaze: eyes carry what the head does not, against the head's turn.
+            main = np.array([c.gaze_yaw, c.gaze_pitch])
+            gaze = 0.3 * self._gaze + main - head[:2] * 0.5
+            head = head + np.array([0.5 * c.gaze_yaw, 0.5 * c.gaze_pitch, 0.0]) * 0.6
+        else:
+            gaze = self._gaze
+
+        # Emotion offset eases in, and distance (scale) eases to its target.
+        target = np.zeros(NUM_BLENDSHAPES)
+        for name, v in _EMOTION_OFFSETS[c.emotion].items():
+            target[INDEX[name]] = v * c.emotion_intensity
+        self._emotion += _smoothing(3.0, self.fps) * (target - self._emotion)
+        b = b + self._emotion
+        scale_target = c.head_scale if c.distance_enabled else 1.0
+        self._scale += _smoothing(2.0, self.fps) * (scale_target - self._scale)
+
+        self._prev_loud = loudness_db
+        frame = MotionFrame(
+            frame_index=self._frame,
+            blendshapes=np.clip(b, 0.0, 1.0).astype(np.float32),
+            head_rotation=np.clip(head, [-0.6, -0.5, -0.5], [0.6, 0.5, 0.5]).astype(np.float32),
+            head_translation=np.array([0.25 * head[0], -0.15 * head[1], 0.0], np.float32),
+            head_scale=float(self._scale),
+            gaze=np.clip(gaze, [-0.5, -0.4], [0.5, 0.4]).astype(np.float32),
+            voice_activity=float(voice_activity),
+        )
+        self._frame += 1
+        return frame
+
+    def generate(self, frames: FeatureFrames) -> list[MotionFrame]:
+        """Motion for a run of feature frames (continues the current stream)."""
+        return [self.step(frames.features[i], float(frames.loudness_db[i]), float(frames.voice_activity[i]))
+                for i in range(len(frames))]
+
+    def idle(self) -> MotionFrame:
+        """Next frame with no audio at all: the face keeps living, mouth closed."""
+        return self.step(np.full(N_MELS, -10.0, np.float32), -100.0, 0.0)

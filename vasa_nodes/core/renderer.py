@@ -1,0 +1,195 @@
+"""OpenGL renderer: draws the posed face mesh textured with the portrait, over a mouth cavity.
+
+Headless through EGL (the GPU where there is one, Mesa llvmpipe otherwise), 4x MSAA.
+Per frame: the mouth interior (cavity, teeth, tongue) is drawn first, then the portrait
+mesh, whose mouth-opening triangles were removed, on top.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .face_rig import MOUTH_LOOP_CORNERS, FaceRig, PosedMesh
+from .motion import MotionFrame
+from .portrait import Portrait
+
+log = logging.getLogger(__name__)
+
+
+class RendererError(RuntimeError):
+    """No usable OpenGL context; the message is one line meant for the user."""
+
+
+_MESH_VS = """
+#version 330
+uniform vec2 size;
+in vec2 in_pos;
+in vec2 in_uv;
+out vec2 uv;
+void main() {
+    uv = in_uv / size;
+    gl_Position = vec4(in_pos / size * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+_MESH_FS = """
+#version 330
+uniform sampler2D portrait;
+in vec2 uv;
+out vec4 color;
+void main() { color = vec4(texture(portrait, uv).rgb, 1.0); }
+"""
+# The cavity is a triangle fan over the inner-lip loop. Each vertex carries its distance
+# (pixels) below the upper lip and above the lower lip, and its position across the mouth
+# (-1 right corner .. 1 left corner); teeth and tongue are shaded from those.
+_MOUTH_VS = """
+#version 330
+uniform vec2 size;
+in vec2 in_pos;
+in vec3 in_mouth;
+out vec3 m;
+void main() {
+    m = in_mouth;
+    gl_Position = vec4(in_pos / size * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+_MOUTH_FS = """
+#version 330
+uniform float tooth_h;      // visible height of the upper incisors, pixels
+uniform vec3 skin;          // mean lip colour of the portrait, for tone matching
+in vec3 m;                  // (below upper lip px, above lower lip px, across -1..1)
+out vec4 color;
+void main() {
+    float across = abs(m.z);
+    float depth = 1.0 - smoothstep(0.2, 1.0, across);            // darker towards the corners
+    vec3 cavity = mix(vec3(0.10, 0.03, 0.03), vec3(0.28, 0.09, 0.08), depth);
+    vec3 tongue = mix(vec3(0.45, 0.17, 0.16), skin * vec3(0.9, 0.55, 0.5), 0.3) * (0.55 + 0.45 * depth);
+    float tooth_w = 0.16;
+    float gap = smoothstep(0.0, 0.12, abs(fract(m.z / tooth_w + 0.5) - 0.5));
+    vec3 enamel = vec3(0.90, 0.87, 0.80) * (0.55 + 0.45 * depth) * (0.85 + 0.15 * gap);
+    vec3 c = cavity;
+    float tongue_h = 0.9 * tooth_h;
+    c = mix(c, tongue, smoothstep(tongue_h, 0.4 * tongue_h, m.y) * step(across, 0.8));
+    float upper = smoothstep(tooth_h, tooth_h * 0.8, m.x) * step(across, 0.75);
+    float lower = smoothstep(0.6 * tooth_h, 0.45 * tooth_h, m.y) * step(across, 0.6);
+    c = mix(c, enamel, max(upper, lower * 0.85));
+    color = vec4(c, 1.0);
+}
+"""
+
+
+def create_context():
+    """A headless OpenGL 3.3 context: EGL first, then the platform default."""
+    import moderngl  # noqa: PLC0415
+
+    errors = []
+    for kwargs in ({"backend": "egl"}, {}):
+        try:
+            return moderngl.create_standalone_context(**kwargs)
+        except Exception as exc:  # moderngl raises plain Exception for missing back ends
+            errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    raise RendererError("no OpenGL context available (tried EGL and default): " + "; ".join(errors))
+
+
+class FaceRenderer:
+    """Renders MotionFrames of one portrait to RGB images of the portrait's size."""
+
+    def __init__(self, portrait: Portrait, samples: int = 4):
+        self.portrait = portrait
+        self.size = portrait.size
+        self.rig = FaceRig(portrait.landmarks, self.size)
+        self.ctx = create_context()
+        ctx = self.ctx
+        s = self.size
+        self._tex = ctx.texture((s, s), 3, np.ascontiguousarray(portrait.image).tobytes())
+        self._tex.filter = (ctx.LINEAR, ctx.LINEAR)
+        self._tex.repeat_x = self._tex.repeat_y = False
+
+        self._mesh_prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
+        self._mouth_prog = ctx.program(vertex_shader=_MOUTH_VS, fragment_shader=_MOUTH_FS)
+        for prog in (self._mesh_prog, self._mouth_prog):
+            prog["size"].value = (float(s), float(s))
+        lips = portrait.image[self._lip_mask()].reshape(-1, 3)
+        skin = lips.mean(0) / 255.0 if len(lips) else np.array([0.7, 0.45, 0.4])
+        self._mouth_prog["skin"].value = tuple(float(v) for v in skin)
+        mouth_w = float(np.linalg.norm(portrait.landmarks[291, :2] - portrait.landmarks[61, :2]))
+        self._mouth_prog["tooth_h"].value = 0.16 * mouth_w
+
+        n_vert = len(self.rig.rest)
+        self._pos_buf = ctx.buffer(reserve=n_vert * 8, dynamic=True)
+        self._uv_buf = ctx.buffer(self.rig.rest.astype("f4").tobytes())
+        self._ibo = ctx.buffer(self.rig.triangles.astype("i4").tobytes())
+        self._mesh_vao = ctx.vertex_array(
+            self._mesh_prog, [(self._pos_buf, "2f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
+
+        loop_n = len(self.rig.mouth_loop_v)
+        self._mouth_buf = ctx.buffer(reserve=(loop_n + 2) * 5 * 4, dynamic=True)
+        self._mouth_vao = ctx.vertex_array(self._mouth_prog, [(self._mouth_buf, "2f 3f", "in_pos", "in_mouth")])
+        self._mouth_n = loop_n + 2
+
+        self._msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3, samples=samples)])
+        self._out = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3)])
+        log.info("renderer: %s, %d vertices, %d triangles", ctx.info.get("GL_RENDERER", "?"), n_vert,
+                 len(self.rig.triangles))
+
+    @property
+    def gl_renderer(self) -> str:
+        return str(self.ctx.info.get("GL_RENDERER", "unknown"))
+
+    def _lip_mask(self) -> np.ndarray:
+        from matplotlib.path import Path as PolyPath  # noqa: PLC0415 - set-up only
+
+        from .face_rig import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER  # noqa: PLC0415
+
+        loop = self.portrait.landmarks[LIPS_OUTER_UPPER + LIPS_OUTER_LOWER[-2:0:-1], :2]
+        yy, xx = np.mgrid[0:self.size, 0:self.size]
+        inside = PolyPath(loop).contains_points(np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1))
+        return inside.reshape(self.size, self.size)
+
+    def render(self, motion: MotionFrame) -> np.ndarray:
+        """(S, S, 3) uint8 RGB image of the face in this motion."""
+        mesh = self.rig.pose(motion)
+        self._pos_buf.write(mesh.positions.astype("f4").tobytes())
+        self._mouth_buf.write(self._mouth_fan(mesh).tobytes())
+        self._msaa.use()
+        self.ctx.clear(0.5, 0.5, 0.5)
+        self._mouth_vao.render(mode=self.ctx.TRIANGLE_FAN, vertices=self._mouth_n)
+        self._tex.use(0)
+        self._mesh_vao.render()
+        self.ctx.copy_framebuffer(self._out, self._msaa)
+        data = self._out.read(components=3, alignment=1)
+        # OpenGL's first row is the bottom one; our vertex y grows downwards (image rows),
+        # which flips once more, so the read-back is already top-down.
+        return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)
+
+    def _mouth_fan(self, mesh: PosedMesh) -> np.ndarray:
+        loop = mesh.mouth_loop.astype(np.float64)
+        upper = mesh.mouth_upper
+        centre = loop.mean(0)
+        ex = self.rig.ex
+        ey = self.rig.ey
+        across_px = (loop - centre) @ ex
+        half_w = max(np.abs(across_px).max(), 1e-3)
+        # Lip curves as functions of the position across the mouth.
+        up_pts, lo_pts = loop[upper], loop[~upper]
+        corners = loop[list(MOUTH_LOOP_CORNERS)]
+        up_x = np.concatenate([(up_pts - centre) @ ex, (corners - centre) @ ex])
+        up_y = np.concatenate([up_pts @ ey, corners @ ey])
+        lo_x = np.concatenate([(lo_pts - centre) @ ex, (corners - centre) @ ex])
+        lo_y = np.concatenate([lo_pts @ ey, corners @ ey])
+        ou, ol = np.argsort(up_x), np.argsort(lo_x)
+
+        def attrs(p):
+            x = (p - centre) @ ex
+            y = p @ ey
+            top = np.interp(x, up_x[ou], up_y[ou])
+            bottom = np.interp(x, lo_x[ol], lo_y[ol])
+            return np.stack([np.maximum(y - top, 0.0), np.maximum(bottom - y, 0.0), x / half_w], -1)
+
+        fan = np.concatenate([centre[None], loop, loop[:1]])
+        return np.concatenate([fan, attrs(fan)], axis=1).astype("f4")
+
+    def close(self) -> None:
+        self.ctx.release()
+
