@@ -37,8 +37,9 @@ class PhonemeEvent:
     """One phoneme and the stretch of audio it occupies.
 
     ``phoneme`` is espeak's ASCII mnemonic without stress marks, e.g. ``"p"``,
-    ``"@"``, ``"aI"``.  Pauses and silences use mnemonics starting with ``_``
-    (``"_"``, ``"_:"``, ``"_!"``, ...).
+    ``"@"``, ``"aI"``.  Pauses and silences start with ``_`` (``"_"``,
+    ``"_:"``, ``"_|"``); a switch to another language's pronunciation shows up
+    as a short marker such as ``"(en)"``.
     """
 
     phoneme: str
@@ -484,7 +485,7 @@ def _phoneme_timeline(
             starts[-1] = (starts[-1][0], phoneme)
         else:
             starts.append((sample, phoneme))
-    if starts and starts[0][0] > 0:
+    if num_samples and (not starts or starts[0][0] > 0):
         starts.insert(0, (0, _SILENCE))
 
     timeline = []
