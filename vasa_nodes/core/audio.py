@@ -131,3 +131,43 @@ def _read(p: Path) -> tuple[np.ndarray, int]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+class ChunkConditioner:
+    """Streaming counterpart of `condition()` for live chunks of a mono stream.
+
+    Keeps resampler state across chunks, so a 44.1 kHz stream cut into chunks gives
+    the same 16 kHz signal as resampling it whole (no clicks at chunk borders).
+    """
+
+    def __init__(self):
+        self._rate: int | None = None
+        self._resampler = None
+
+    def reset(self) -> None:
+        self._rate = None
+        self._resampler = None
+
+    def push(self, samples: np.ndarray, sample_rate: int, last: bool = False) -> tuple[np.ndarray, list[str]]:
+        """Condition one chunk; `last=True` flushes the resampler. Returns (samples, warnings)."""
+        if sample_rate <= 0:
+            raise AudioError(f"invalid sample rate {sample_rate} Hz")
+        x = np.asarray(samples, np.float32).reshape(-1)
+        warnings: list[str] = []
+        bad = ~np.isfinite(x)
+        if bad.any():
+            warnings.append(f"{int(bad.sum())} NaN/Inf samples replaced by silence")
+            x = np.where(bad, 0.0, x).astype(np.float32)
+        if np.abs(x).max(initial=0.0) > 1.0:
+            warnings.append("samples exceed [-1, 1]; clipped")
+            x = np.clip(x, -1.0, 1.0)
+        if sample_rate == SAMPLE_RATE and self._resampler is None:
+            return x, warnings
+        if self._rate != sample_rate:
+            import soxr  # noqa: PLC0415
+
+            if self._rate is not None:
+                warnings.append(f"sample rate changed from {self._rate} to {sample_rate} Hz mid-stream")
+            self._rate = sample_rate
+            self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        return self._resampler.resample_chunk(x, last=last).astype(np.float32), warnings

@@ -1,0 +1,54 @@
+"""Start the vasa_nodes graph: audio_capture -> audio_encoder -> motion_generator -> face_renderer,
+plus avatar_control, all configured from one YAML keyed by node name.
+
+    ros2 launch vasa_nodes avatar.launch.py portrait:=/path/face.jpg
+    ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg audio_source:=speech.wav
+    ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg audio_source:=mic namespace:=robot1
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+
+
+def _nodes(context):
+    config = LaunchConfiguration("config").perform(context)
+    namespace = LaunchConfiguration("namespace").perform(context)
+    audio_source = LaunchConfiguration("audio_source").perform(context)
+    overrides = {
+        "face_renderer": {"portrait": LaunchConfiguration("portrait").perform(context),
+                          "size": int(LaunchConfiguration("size").perform(context))},
+    }
+    # audio_source: 'topic' or 'mic' selects that source; anything else is a file to play.
+    if audio_source in ("topic", "mic"):
+        overrides["audio_capture"] = {"source": audio_source}
+    else:
+        overrides["audio_capture"] = {"source": "file", "file": audio_source}
+    return [
+        Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
+             parameters=[config, overrides.get(name, {})],
+             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level").perform(context)])
+        for name in NODES
+    ]
+
+
+def generate_launch_description():
+    default_config = os.path.join(get_package_share_directory("vasa_nodes"), "config", "avatar.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("portrait", description="portrait image to animate (JPEG, PNG, …); required"),
+        DeclareLaunchArgument("audio_source", default_value="topic",
+                              description="'topic' (AudioChunk on vasa/audio_in), 'mic', or an audio file to play"),
+        DeclareLaunchArgument("config", default_value=default_config,
+                              description="parameters YAML keyed by node name"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the nodes and their topics (empty: /vasa/...)"),
+        DeclareLaunchArgument("size", default_value="512", description="output image size, pixels (64..2048)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of all nodes"),
+        OpaqueFunction(function=_nodes),
+    ])

@@ -1,0 +1,127 @@
+"""vasa-avatar: start the five-node graph from the YAML config, like avatar.launch.py, without ros2 launch.
+
+Each node runs in its own process with `--ros-args --params-file CONFIG`, plus the
+overrides given here. Ctrl-C (or SIGTERM) stops them all; if one node fails, the others
+are stopped and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROG = "vasa-avatar"
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+
+
+def default_config() -> Path:
+    """The installed share/vasa_nodes/config/avatar.yaml (ament index, then this prefix), or the source tree's."""
+    candidates = []
+    if os.environ.get("AMENT_PREFIX_PATH"):
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: PLC0415
+
+        try:
+            candidates.append(Path(get_package_share_directory("vasa_nodes")) / "config" / "avatar.yaml")
+        except PackageNotFoundError:
+            pass
+    candidates.append(Path(sys.prefix) / "share" / "vasa_nodes" / "config" / "avatar.yaml")
+    candidates.append(Path(__file__).resolve().parents[2] / "config" / "avatar.yaml")
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes).")
+    p.add_argument("--portrait", required=True, metavar="IMG", help="portrait image to animate")
+    p.add_argument("--audio", default=None, metavar="SOURCE",
+                   help="'topic' (AudioChunk on vasa/audio_in), 'mic', or an audio file to play "
+                        "(default: the config's audio_capture.source)")
+    p.add_argument("--config", type=Path, default=None, help="parameters YAML keyed by node name "
+                   "(default: the package's config/avatar.yaml)")
+    p.add_argument("--namespace", default="", help="namespace of the nodes and topics (default: none, /vasa/...)")
+    p.add_argument("--size", type=int, default=None, help="output image size in pixels")
+    p.add_argument("--loop", action="store_true", help="replay the --audio file forever")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    return p
+
+
+def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]]:
+    """The command line of each node process."""
+    overrides: dict[str, list[str]] = {name: [] for name in NODES}
+    overrides["face_renderer"] += ["-p", f"portrait:={os.path.abspath(args.portrait)}"]
+    if args.size is not None:
+        overrides["face_renderer"] += ["-p", f"size:={args.size}"]
+    if args.audio in ("topic", "mic"):
+        overrides["audio_capture"] += ["-p", f"source:={args.audio}"]
+    elif args.audio:
+        overrides["audio_capture"] += ["-p", "source:=file", "-p", f"file:={os.path.abspath(args.audio)}"]
+    if args.loop:
+        overrides["audio_capture"] += ["-p", "loop:=true"]
+    commands = {}
+    for name in NODES:
+        cmd = [sys.executable, "-m", f"vasa_nodes.nodes.{name}", "--ros-args", "-r", f"__node:={name}",
+               "--params-file", str(config), "--log-level", args.log_level]
+        if args.namespace:
+            cmd += ["-r", f"__ns:=/{args.namespace.strip('/')}"]
+        commands[name] = cmd + overrides[name]
+    return commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = args.config or default_config()
+    if not config.is_file():
+        print(f"{PROG}: error: config file not found: {config}", file=sys.stderr)
+        return 2
+    if not Path(args.portrait).is_file():
+        print(f"{PROG}: error: portrait file not found: {args.portrait}", file=sys.stderr)
+        return 2
+    if args.audio not in (None, "topic", "mic") and not Path(args.audio).is_file():
+        print(f"{PROG}: error: audio file not found: {args.audio}", file=sys.stderr)
+        return 2
+
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    procs = {name: subprocess.Popen(cmd) for name, cmd in node_commands(args, config).items()}
+    code = 0
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                rc = proc.poll()
+                if rc is not None:
+                    print(f"{PROG}: error: {name} exited with code {rc}; stopping the graph", file=sys.stderr)
+                    code = 1
+                    stopping = True
+                    break
+            time.sleep(0.1)
+    finally:
+        _stop_all(procs)
+    return code
+
+
+def _stop_all(procs: dict[str, subprocess.Popen], timeout_s: float = 5.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""What every node adapter shares: topic names, QoS, stamps, message <-> core conversions, main()."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from vasa_nodes.core.blendshapes import ARKIT_BLENDSHAPES, NUM_BLENDSHAPES
+from vasa_nodes.core.features import FEATURE_TYPE, N_MELS, FeatureFrames
+from vasa_nodes.core.motion import Controls, MotionFrame
+from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
+
+# Relative names: the node's namespace prefixes them (default namespace "/" -> /vasa/...).
+TOPIC_AUDIO_IN = "vasa/audio_in"
+TOPIC_AUDIO = "vasa/audio"
+TOPIC_FEATURES = "vasa/audio_features"
+TOPIC_CONTROL = "vasa/control"
+TOPIC_MOTION = "vasa/face_motion"
+TOPIC_IMAGE = "vasa/image"
+
+# Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
+# lips, so these are reliable with a deep queue. Video frames are sensor data: a late
+# frame is worthless, so the image is best-effort and shallow.
+STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       durability=DurabilityPolicy.VOLATILE)
+# Controls are state: a late joiner must get the current one.
+CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def to_time(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def to_ns(t: Time) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def describe(description: str, *, read_only: bool = False, float_range: tuple[float, float] | None = None,
+             int_range: tuple[int, int] | None = None) -> ParameterDescriptor:
+    """A ParameterDescriptor with a description and an optional range."""
+    d = ParameterDescriptor(description=description, read_only=read_only)
+    if float_range is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(float_range[0]), to_value=float(float_range[1]))]
+    if int_range is not None:
+        d.integer_range = [IntegerRange(from_value=int(int_range[0]), to_value=int(int_range[1]), step=1)]
+    return d
+
+
+# -- message conversions -------------------------------------------------------------
+
+def features_to_msg(frames: FeatureFrames, fps: float, stamp_ns: int, end_of_stream: bool) -> AudioFeatures:
+    msg = AudioFeatures()
+    msg.header.stamp = to_time(stamp_ns)
+    msg.header.frame_id = "audio"
+    msg.frame_rate = float(fps)
+    msg.frame_offset = int(frames.frame_offset)
+    msg.num_frames = len(frames)
+    msg.feature_dim = N_MELS
+    msg.feature_type = FEATURE_TYPE
+    msg.features = frames.features.astype(np.float32).ravel()
+    msg.loudness_db = frames.loudness_db.astype(np.float32)
+    msg.voice_activity = frames.voice_activity.astype(np.float32)
+    msg.end_of_stream = bool(end_of_stream)
+    return msg
+
+
+def features_from_msg(msg: AudioFeatures) -> FeatureFrames:
+    """Raises ValueError for a message whose layout is not ours or inconsistent."""
+    if msg.feature_type != FEATURE_TYPE or msg.feature_dim != N_MELS:
+        raise ValueError(f"unsupported features {msg.feature_type!r} x {msg.feature_dim}; expected "
+                         f"{FEATURE_TYPE!r} x {N_MELS}")
+    n = int(msg.num_frames)
+    feats = np.asarray(msg.features, np.float32)
+    if feats.size != n * N_MELS or len(msg.loudness_db) != n or len(msg.voice_activity) != n:
+        raise ValueError(f"inconsistent AudioFeatures: num_frames={n}, {feats.size} feature values")
+    return FeatureFrames(int(msg.frame_offset), feats.reshape(n, N_MELS),
+                         np.asarray(msg.loudness_db, np.float32), np.asarray(msg.voice_activity, np.float32))
+
+
+def motion_to_msg(frame: MotionFrame, fps: float, stamp_ns: int) -> FaceMotion:
+    msg = FaceMotion()
+    msg.header.stamp = to_time(stamp_ns)
+    msg.header.frame_id = "head"
+    msg.frame_index = int(frame.frame_index)
+    msg.frame_rate = float(fps)
+    msg.blendshape_names = list(ARKIT_BLENDSHAPES)
+    msg.blendshapes = frame.blendshapes.astype(np.float32)
+    msg.head_yaw, msg.head_pitch, msg.head_roll = (float(v) for v in frame.head_rotation)
+    msg.head_translation = frame.head_translation.astype(np.float32)
+    msg.head_scale = float(frame.head_scale)
+    msg.gaze_yaw, msg.gaze_pitch = (float(v) for v in frame.gaze)
+    msg.voice_activity = float(frame.voice_activity)
+    return msg
+
+
+def motion_from_msg(msg: FaceMotion) -> MotionFrame:
+    """Maps coefficients by name, so a publisher may send any subset in any order."""
+    from vasa_nodes.core.blendshapes import INDEX  # noqa: PLC0415
+
+    if len(msg.blendshape_names) != len(msg.blendshapes):
+        raise ValueError(f"FaceMotion has {len(msg.blendshape_names)} names but {len(msg.blendshapes)} values")
+    b = np.zeros(NUM_BLENDSHAPES, np.float32)
+    for name, value in zip(msg.blendshape_names, msg.blendshapes):
+        if name in INDEX:
+            b[INDEX[name]] = value
+    values = np.concatenate([b, [msg.head_yaw, msg.head_pitch, msg.head_roll, msg.head_scale,
+                                 msg.gaze_yaw, msg.gaze_pitch], np.asarray(msg.head_translation, np.float32)])
+    if not np.all(np.isfinite(values)):
+        raise ValueError("FaceMotion contains NaN or Inf")
+    return MotionFrame(
+        frame_index=int(msg.frame_index),
+        blendshapes=np.clip(b, 0.0, 1.0),
+        head_rotation=np.array([msg.head_yaw, msg.head_pitch, msg.head_roll], np.float32),
+        head_translation=np.asarray(msg.head_translation, np.float32),
+        head_scale=float(np.clip(msg.head_scale if msg.head_scale > 0 else 1.0, 0.5, 2.0)),
+        gaze=np.array([msg.gaze_yaw, msg.gaze_pitch], np.float32),
+        voice_activity=float(msg.voice_activity),
+    )
+
+
+def controls_to_msg(c: Controls, stamp_ns: int) -> AvatarControl:
+    msg = AvatarControl()
+    msg.header.stamp = to_time(stamp_ns)
+    msg.gaze_enabled = c.gaze_enabled
+    msg.gaze_yaw, msg.gaze_pitch = float(c.gaze_yaw), float(c.gaze_pitch)
+    msg.distance_enabled = c.distance_enabled
+    msg.head_scale = float(c.head_scale)
+    msg.emotion = c.emotion
+    msg.emotion_intensity = float(c.emotion_intensity)
+    msg.motion_intensity = float(c.motion_intensity)
+    return msg
+
+
+def controls_from_msg(msg: AvatarControl) -> Controls:
+    """Raises ValueError for an unknown emotion; clamps numbers to their ranges."""
+    return Controls(
+        gaze_enabled=msg.gaze_enabled, gaze_yaw=msg.gaze_yaw, gaze_pitch=msg.gaze_pitch,
+        distance_enabled=msg.distance_enabled, head_scale=msg.head_scale if msg.head_scale > 0 else 1.0,
+        emotion=msg.emotion, emotion_intensity=msg.emotion_intensity, motion_intensity=msg.motion_intensity,
+    ).validated()
+
+
+# -- process entry -------------------------------------------------------------------
+
+class StartupError(RuntimeError):
+    """A node cannot start (bad parameter, unreadable portrait, …); logged as one ERROR line."""
+
+    def __init__(self, node_name: str, message: str):
+        super().__init__(message)
+        self.node_name = node_name
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """init, build the node, spin until Ctrl-C or shutdown, clean up. Returns the exit code."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except StartupError as exc:
+        rclpy.logging.get_logger(exc.node_name).error(str(exc))
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

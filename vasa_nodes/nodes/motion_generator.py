@@ -1,0 +1,85 @@
+"""motion_generator: AudioFeatures + AvatarControl -> FaceMotion (/vasa/face_motion), one per video frame.
+
+While speech streams in, each feature frame becomes a motion frame stamped on the audio's
+clock. Between streams a timer keeps producing idle frames (blinks, head sway, gaze
+shifts, mouth closed) on the node's clock, so the face never freezes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rclpy.node import Node
+
+from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
+from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
+
+from .common import (CONTROL_QOS, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, controls_from_msg,
+                     describe, features_from_msg, motion_to_msg, run_node, to_ns)
+
+NAME = "motion_generator"
+
+
+class MotionGeneratorNode(Node):
+    def __init__(self):
+        super().__init__(NAME)
+        self.fps = self.declare_parameter(
+            "fps", 25, describe("motion frames per second (video rate)", read_only=True, int_range=(10, 100))).value
+        seed = self.declare_parameter(
+            "seed", 0, describe("seed of the non-verbal motion (blinks, sway, gaze shifts)", read_only=True)).value
+        self.idle = self.declare_parameter(
+            "idle_motion", True, describe("publish idle frames between speech streams")).value
+        self.period_ns = int(round(1e9 / self.fps))
+        self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
+        self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
+        self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)
+        self.create_subscription(AvatarControl, TOPIC_CONTROL, self._on_control, CONTROL_QOS)
+        self._streaming = False
+        self._next_idle_ns: int | None = None
+        self.create_timer(1.0 / self.fps, self._on_timer)
+
+    def _on_control(self, msg: AvatarControl) -> None:
+        try:
+            self.generator.set_controls(controls_from_msg(msg))
+        except ValueError as exc:
+            self.get_logger().error(f"ignored AvatarControl: {exc}")
+            return
+        self.get_logger().info(f"controls: emotion={msg.emotion or 'neutral'} ({msg.emotion_intensity:.2f}), "
+                               f"gaze={'on' if msg.gaze_enabled else 'free'}, "
+                               f"distance={'on' if msg.distance_enabled else 'free'}")
+
+    def _on_features(self, msg: AudioFeatures) -> None:
+        try:
+            frames = features_from_msg(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"ignored AudioFeatures: {exc}")
+            return
+        if abs(msg.frame_rate - self.fps) > 1e-3:
+            self.get_logger().error(f"ignored AudioFeatures at {msg.frame_rate} fps; this node runs at {self.fps} fps",
+                                    throttle_duration_sec=5.0)
+            return
+        self._streaming = not msg.end_of_stream
+        first_ns = to_ns(msg.header.stamp)
+        for i, motion in enumerate(self.generator.generate(frames)):
+            stamp = first_ns + i * self.period_ns
+            self.pub.publish(motion_to_msg(motion, self.fps, stamp))
+            self._next_idle_ns = stamp + self.period_ns
+
+    def _on_timer(self) -> None:
+        if self._streaming or not self.idle:
+            return
+        now = self.get_clock().now().nanoseconds
+        if self._next_idle_ns is None or self._next_idle_ns < now - 5 * self.period_ns:
+            self._next_idle_ns = now  # (re)start the idle clock after a pause or at start-up
+        # Catch up to the present, never run ahead of it.
+        while self._next_idle_ns <= now:
+            self.pub.publish(motion_to_msg(self.generator.idle(), self.fps, self._next_idle_ns))
+            self._next_idle_ns += self.period_ns
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(MotionGeneratorNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
