@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    procs = {name: subprocess.Popen(cmd) for name, cmd in node_commands(args, config).items()}
+    # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
+    # node exactly once (a second SIGINT would interrupt a node's clean shutdown).
+    procs = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in node_commands(args, config).items()}
     code = 0
     try:
         while not stopping:

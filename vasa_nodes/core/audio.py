@@ -45,15 +45,15 @@ def condition(samples: np.ndarray, sample_rate: int, *, source: str = "audio") -
     if sample_rate <= 0:
         raise AudioError(f"{source}: invalid sample rate {sample_rate} Hz")
     x = np.asarray(samples)
-    if x.ndim == 2:
-        if x.shape[1] > 1:
-            warnings.append(f"{source}: {x.shape[1]} channels downmixed to mono")
-        x = x.mean(axis=1) if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64).mean(axis=1)
-    elif x.ndim != 1:
-        raise AudioError(f"{source}: expected mono or multichannel samples, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
     x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        if x.shape[1] > 1:
+            warnings.append(f"{source}: {x.shape[1]} channels downmixed to mono")
+        x = x.mean(axis=1, dtype=np.float64).astype(np.float32)
+    elif x.ndim != 1:
+        raise AudioError(f"{source}: expected mono or multichannel samples, got shape {x.shape}")
 
     bad = ~np.isfinite(x)
     if bad.any():

@@ -116,7 +116,7 @@ class StreamingFeatureExtractor:
             raise ValueError(f"fps {fps} must divide {SAMPLE_RATE} Hz into whole samples")
         self.fps = fps
         self.hop = int(round(hop))
-        self.n_fft = max(N_FFT, 1 << int(np.ceil(np.log2(2 * self.hop))))
+        self.n_fft = max(N_FFT, 1 << int(np.ceil(np.log2(self.hop))))
         self._pad = (self.n_fft - self.hop) // 2  # samples before/after each frame in its window
         self._window = np.hanning(self.n_fft + 2)[1:-1].astype(np.float32)
         self._mel = mel_filterbank(n_fft=self.n_fft)

@@ -152,7 +152,7 @@ class RuleBasedMotionGenerator:
         if speaking > 0.5:
             self._peak_db = max(loudness_db, self._peak_db - 0.5 * dt)
         rel = np.clip((loudness_db - (self._peak_db - 30.0)) / 30.0, 0.0, 1.0)
-        target_jaw = speaking * rel ** 1.3 * 0.75
+        target_jaw = speaking * rel ** 1.3 * 0.6
         k = _smoothing(40.0 if target_jaw > self._jaw else 18.0, self.fps)
         self._jaw += k * (target_jaw - self._jaw)
 
@@ -197,9 +197,11 @@ class RuleBasedMotionGenerator:
         # Head: a damped random walk (slow sway) whose energy grows with speech, plus a
         # nod on each onset.
         self._speech_level += _smoothing(2.0, self.fps) * (speaking * rel - self._speech_level)
-        energy = (0.4 + 1.6 * self._speech_level) * c.motion_intensity
+        energy = (0.4 + 0.8 * self._speech_level) * c.motion_intensity
+        # Stationary std of this oscillator is noise / sqrt(2 * damping * stiffness):
+        # about 1.2 deg of yaw when idle, 3 deg while speaking.
         stiffness, damping = 6.0, 4.0
-        noise = self._rng.standard_normal(3) * np.array([0.05, 0.035, 0.025]) * energy
+        noise = self._rng.standard_normal(3) * np.array([0.3, 0.2, 0.12]) * energy
         self._head_vel += dt * (-stiffness * self._head - damping * self._head_vel) + np.sqrt(dt) * noise
         self._head += dt * self._head_vel
         self._nod = max(self._nod * (1.0 - _smoothing(6.0, self.fps)), min(onset, 1.0))
@@ -215,10 +217,11 @@ class RuleBasedMotionGenerator:
             self._next_saccade = t + self._rng.uniform(1.0, 4.0)
         self._gaze += _smoothing(30.0, self.fps) * (self._gaze_target - self._gaze)
         if c.gaze_enabled:
-            # Commanded main gaze: eyes carry what the head does not, against the head's turn.
+            # Commanded main gaze: the head turns a third of the way, the eyes do the rest
+            # and cancel the head's sway (vestibulo-ocular reflex); small saccades remain.
             main = np.array([c.gaze_yaw, c.gaze_pitch])
-            gaze = 0.3 * self._gaze + main - head[:2] * 0.5
-            head = head + np.array([0.5 * c.gaze_yaw, 0.5 * c.gaze_pitch, 0.0]) * 0.6
+            head = head + np.array([main[0], main[1], 0.0]) / 3.0
+            gaze = main - head[:2] + 0.3 * self._gaze
         else:
             gaze = self._gaze
 

@@ -15,7 +15,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-MIN_FACE_PX = 48
+MIN_FACE_PX = 32
 """Smallest face (bounding-box side, pixels in the source image) that is accepted."""
 
 

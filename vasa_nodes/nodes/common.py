@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
@@ -27,11 +28,13 @@ TOPIC_MOTION = "vasa/face_motion"
 TOPIC_IMAGE = "vasa/image"
 
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
-# lips, so these are reliable with a deep queue. Video frames are sensor data: a late
-# frame is worthless, so the image is best-effort and shallow.
+# lips, so these are reliable with a deep queue. Video frames are published reliable but
+# keep-last 2: a frame of 0.8 MB would be lost to UDP fragment loss under best effort, and
+# a slow subscriber still gets the newest frames instead of a growing backlog.
+# Best-effort (sensor-data) subscribers, e.g. image viewers, are compatible with it.
 STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
-IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 # Controls are state: a late joiner must get the current one.
 CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -175,6 +178,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # A second Ctrl-C must not interrupt the clean-up half way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             close = getattr(node, "close", None)
             if close:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -37,6 +38,8 @@ class FaceRendererNode(Node):
         self.pub = self.create_publisher(Image, TOPIC_IMAGE, IMAGE_QOS)
         self.create_subscription(FaceMotion, TOPIC_MOTION, self._on_motion, STREAM_QOS)
         self.frames = 0
+        self._render_s = 0.0
+        self.create_timer(10.0, self._report)
 
     def _on_motion(self, msg: FaceMotion) -> None:
         try:
@@ -44,7 +47,9 @@ class FaceRendererNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"ignored FaceMotion: {exc}", throttle_duration_sec=5.0)
             return
+        start = time.perf_counter()
         rgb = self.renderer.render(motion)
+        self._render_s += time.perf_counter() - start
         out = Image()
         out.header.stamp = msg.header.stamp
         out.header.frame_id = self.frame_id
@@ -55,6 +60,12 @@ class FaceRendererNode(Node):
         out.data = rgb.tobytes()
         self.pub.publish(out)
         self.frames += 1
+
+    def _report(self) -> None:
+        if self.frames:
+            self.get_logger().info(f"{self.frames} frames in 10 s ({self.frames / 10.0:.1f} fps), "
+                                   f"render {1000.0 * self._render_s / self.frames:.1f} ms/frame")
+        self.frames, self._render_s = 0, 0.0
 
     def close(self) -> None:
         renderer = getattr(self, "renderer", None)

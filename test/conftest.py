@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests run against the installed package in .venv (scripts/test.sh)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import speech_with_pauses
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+VENV_BIN = Path(sys.prefix) / "bin"
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    """A real photo the project ships (NASA astronaut portrait, public domain)."""
+    return SAMPLES / "astronaut.png"
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
+    """A WAV of two English sentences with 1 s of silence around them, and their speech spans."""
+    import soundfile
+
+    samples, spans = speech_with_pauses(["Hello, my name is Ava and I am a robot.",
+                                         "Peter bought my map in the market."])
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    soundfile.write(path, samples, 16000, subtype="PCM_16")
+    return path, spans
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dds_domain():
+    """Keep this run's DDS traffic to itself (scripts/test.sh also picks a random domain)."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

@@ -1,0 +1,87 @@
+"""Portrait ingest with the real MediaPipe models: formats, cropping, errors."""
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vasa_nodes.core.portrait import FaceFitter, PortraitError, load_portrait
+
+
+@pytest.fixture(scope="module")
+def fitter():
+    f = FaceFitter()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def photo(portrait_path):
+    return Image.open(portrait_path).convert("RGB")
+
+
+def test_photo_gives_square_crop_and_478_landmarks(portrait_path, fitter):
+    p = load_portrait(portrait_path, 512, fitter)
+    assert p.image.shape == (512, 512, 3) and p.image.dtype == np.uint8
+    assert p.landmarks.shape == (478, 3)
+    assert np.all((p.landmarks[:, :2] > 0) & (p.landmarks[:, :2] < 512))
+    # The face is centred and fills a good part of the frame.
+    x0, y0 = p.landmarks[:, :2].min(0)
+    x1, y1 = p.landmarks[:, :2].max(0)
+    assert 0.3 < (x1 - x0) / 512 < 0.7
+    assert abs((x0 + x1) / 2 - 256) < 60
+
+
+@pytest.mark.parametrize("size", [256, 1024])
+def test_output_size_is_configurable(portrait_path, fitter, size):
+    assert load_portrait(portrait_path, size, fitter).image.shape == (size, size, 3)
+
+
+@pytest.mark.parametrize("variant", ["rgba", "grey", "grey16", "small", "wide"])
+def test_image_variants_load(tmp_path, photo, fitter, variant):
+    path = tmp_path / f"{variant}.png"
+    if variant == "rgba":
+        im = photo.convert("RGBA")
+        im.putalpha(Image.fromarray(np.full((512, 512), 200, np.uint8)))
+    elif variant == "grey":
+        im = photo.convert("L")
+    elif variant == "grey16":
+        im = Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257)
+    elif variant == "small":
+        im = photo.resize((220, 220))
+    else:
+        im = Image.new("RGB", (1400, 600), (90, 120, 150))
+        im.paste(photo.resize((600, 600)), (700, 0))
+    im.save(path)
+    p = load_portrait(path, 512, fitter)
+    assert p.image.shape == (512, 512, 3)
+    assert p.landmarks.shape == (478, 3)
+
+
+def test_several_faces_warn_and_use_the_largest(tmp_path, photo, fitter, caplog):
+    canvas = Image.new("RGB", (1200, 700), (128, 128, 128))
+    canvas.paste(photo.resize((450, 450)), (20, 200))
+    canvas.paste(photo.resize((650, 650)), (520, 20))
+    path = tmp_path / "two.png"
+    canvas.save(path)
+    with caplog.at_level(logging.WARNING):
+        p = load_portrait(path, 512, fitter)
+    assert any("2 faces" in r.getMessage() and "largest" in r.getMessage() for r in caplog.records)
+    # The crop of the large face is sharper than an upscaled small one would be.
+    assert np.abs(np.diff(p.image.astype(float), axis=1)).mean() > 3.0
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "not found"),
+    (lambda p: p.write_text("definitely not a picture"), "not an image"),
+    (lambda p: Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 400, 3), np.uint8)).save(p, "PNG"),
+     "no face"),
+    (lambda p: Image.new("RGB", (300, 300), (200, 180, 160)).save(p, "PNG"), "no face"),
+])
+def test_bad_portraits_give_one_line_reasons(tmp_path, fitter, make, message):
+    path = tmp_path / "portrait.png"
+    make(path)
+    with pytest.raises(PortraitError) as err:
+        load_portrait(path, 512, fitter)
+    assert message in str(err.value) and "\n" not in str(err.value)
