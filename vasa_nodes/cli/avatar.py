@@ -63,7 +63,8 @@ def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]
         overrides["audio_capture"] += ["-p", "loop:=true"]
     commands = {}
     for name in NODES:
-        cmd = [sys.executable, "-m", f"vasa_nodes.nodes.{name}", "--ros-args", "-r", f"__node:={name}",
+        # -P: never let the working directory (e.g. a source checkout) shadow the installed package.
+        cmd = [sys.executable, "-P", "-m", f"vasa_nodes.nodes.{name}", "--ros-args", "-r", f"__node:={name}",
                "--params-file", str(config), "--log-level", args.log_level]
         if args.namespace:
             cmd += ["-r", f"__ns:=/{args.namespace.strip('/')}"]

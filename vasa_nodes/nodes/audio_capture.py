@@ -34,7 +34,7 @@ class AudioCaptureNode(Node):
         self.loop = self.declare_parameter(
             "loop", False, describe("replay the file forever (source 'file')", read_only=True)).value
         self.start_delay_s = self.declare_parameter(
-            "start_delay_s", 1.0, describe("seconds to wait before playing the file, so subscribers connect",
+            "start_delay_s", 3.0, describe("seconds to wait before playing the file, so subscribers connect",
                                            read_only=True, float_range=(0.0, 30.0))).value
         self.chunk_ms = self.declare_parameter(
             "chunk_ms", 20, describe("chunk length published, milliseconds", read_only=True,

@@ -1,0 +1,121 @@
+"""The whole five-node graph over real DDS, started by vasa-avatar from a YAML config.
+
+Speech synthesised here (espeak-ng) is played by audio_capture; the test listens on
+/vasa/audio, /vasa/face_motion and /vasa/image and checks rate, A/V stamps and that the
+mouth moves with speech and rests in silence (measured with the face tracker on the frames).
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from sensor_msgs.msg import Image
+
+from vasa_nodes.msg import AudioChunk, FaceMotion
+from vasa_nodes.nodes.common import IMAGE_QOS
+
+VASA_AVATAR = Path(sys.prefix) / "bin" / "vasa-avatar"
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory, portrait_path, speech_wav):
+    """Run the graph on the speech file and record what it publishes."""
+    wav, spans = speech_wav
+    duration = len(__import__("soundfile").read(wav)[0]) / 16000
+    tmp = tmp_path_factory.mktemp("graph")
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "avatar.yaml").read_text())
+    config["/**/audio_capture"]["ros__parameters"]["start_delay_s"] = 6.0  # renderer loads first
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+
+    rclpy.init()
+    node = rclpy.create_node("graph_test_listener")
+    audio, motion, images = [], [], []
+
+    def stamp(msg):
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    node.create_subscription(AudioChunk, "/vasa/audio", lambda m: audio.append((stamp(m), m.sample_offset)), 200)
+    node.create_subscription(FaceMotion, "/vasa/face_motion", lambda m: motion.append(stamp(m)), 200)
+    node.create_subscription(
+        Image, "/vasa/image",
+        lambda m: images.append((stamp(m), np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3))),
+        IMAGE_QOS)
+    proc = subprocess.Popen([str(VASA_AVATAR), "--portrait", str(portrait_path), "--audio", str(wav),
+                             "--config", str(tmp / "config.yaml")], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 6.0 + duration + 30.0
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if audio and images and images[-1][0] > audio[0][0] + duration + 1.0:
+                break
+            if proc.poll() is not None:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        node.destroy_node()
+        rclpy.shutdown()
+    return {"audio": audio, "motion": motion, "images": images, "spans": spans, "duration": duration,
+            "stderr": stderr, "returncode": proc.returncode}
+
+
+def test_graph_shuts_down_cleanly(session):
+    assert session["returncode"] == 0, session["stderr"][-3000:]
+    assert "Traceback" not in session["stderr"]
+    assert "[ERROR]" not in session["stderr"]
+
+
+def test_frames_arrive_at_the_configured_rate_on_audio_time(session):
+    assert session["audio"], "no audio on /vasa/audio"
+    t0 = session["audio"][0][0] - session["audio"][0][1] / 16000  # stream's sample 0
+    duration = session["duration"]
+    speech = np.array(sorted(s for s, _ in session["images"] if t0 - 1e-4 <= s < t0 + duration))
+    expected = int(np.ceil(duration * FPS))
+    assert len(speech) >= 0.9 * expected, f"{len(speech)} of {expected} frames"
+    # Each frame k of the stream is stamped t0 + k / fps: on the audio clock, 40 ms apart.
+    k = (speech - t0) * FPS
+    assert np.abs(k - np.round(k)).max() < 0.01
+    assert np.median(np.diff(speech)) == pytest.approx(1 / FPS, abs=1e-3)
+    assert speech[-1] == pytest.approx(t0 + (expected - 1) / FPS, abs=2 / FPS)
+    # Between streams the face idles on: frames keep coming after the speech ended.
+    assert any(s > t0 + duration + 0.3 for s, _ in session["images"])
+
+
+def test_mouth_moves_with_speech_and_rests_in_silence(session):
+    from vasa_nodes.core.portrait import FaceFitter
+
+    t0 = session["audio"][0][0] - session["audio"][0][1] / 16000
+    fitter = FaceFitter()
+    times, gaps = [], []
+    try:
+        for s, image in session["images"]:
+            lm = fitter.landmarks(image)
+            if lm is None:
+                continue
+            face_h = np.linalg.norm(lm[152, :2] - lm[10, :2])
+            times.append(s - t0)
+            gaps.append(np.linalg.norm(lm[14, :2] - lm[13, :2]) / face_h)
+    finally:
+        fitter.close()
+    times, gaps = np.array(times), np.array(gaps)
+    in_speech = np.zeros(len(times), bool)
+    silent = (times > -10) & (times < session["duration"] + 10)
+    for start, end in session["spans"]:
+        in_speech |= (times > start) & (times < end)
+        silent &= ~((times > start - 0.3) & (times < end + 0.4))
+    assert in_speech.sum() > 50 and silent.sum() > 20
+    rest = np.median(gaps[silent])
+    # Speech opens the lips well beyond their rest; silence keeps them at rest.
+    assert np.percentile(gaps[in_speech], 90) > rest + 0.06
+    assert np.percentile(np.abs(gaps[silent] - rest), 95) < 0.015
