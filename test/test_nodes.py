@@ -1,0 +1,109 @@
+"""Each node's start-up and bad input: one ERROR line naming the problem, never a traceback or a hang."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+
+from vasa_nodes.msg import AvatarControl
+from vasa_nodes.nodes.common import CONTROL_QOS
+
+
+def start(node: str, *params: str):
+    args = [sys.executable, "-P", "-m", f"vasa_nodes.nodes.{node}", "--ros-args"]
+    for p in params:
+        args += ["-p", p]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_to_exit(node: str, *params: str, timeout: float = 60):
+    proc = start(node, *params)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("params, message", [
+    (["portrait:=/nonexistent/face.jpg"], "portrait file not found: /nonexistent/face.jpg"),
+    ([], "parameter 'portrait' is empty"),
+])
+def test_face_renderer_reports_a_bad_portrait(params, message):
+    code, out = run_to_exit("face_renderer", *params)
+    assert code == 1
+    errors = [line for line in out.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and "[face_renderer]" in errors[0] and message in errors[0]
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("params, message", [
+    (["source:=radio"], "parameter source must be one of topic, file, mic"),
+    (["source:=file"], "parameter 'file' is empty"),
+    (["source:=file", "file:=/nonexistent.wav"], "audio file not found: /nonexistent.wav"),
+])
+def test_audio_capture_reports_bad_sources(params, message):
+    code, out = run_to_exit("audio_capture", *params)
+    assert code == 1 and message in out and "Traceback" not in out
+
+
+def test_audio_capture_without_a_microphone_falls_back_to_the_topic():
+    proc = start("audio_capture", "source:=mic", "device:=no-such-device-anywhere")
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "falling back to source 'topic'" in out and "relaying /vasa/audio_in -> /vasa/audio" in out
+    assert "Traceback" not in out
+
+
+def test_avatar_control_publishes_latched_changes_and_rejects_bad_values():
+    proc = start("avatar_control")
+    rclpy.init()
+    try:
+        node = rclpy.create_node("control_test")
+        received = []
+        node.create_subscription(AvatarControl, "/vasa/control", received.append, CONTROL_QOS)
+        client = AsyncParameterClient(node, "avatar_control")
+        assert client.wait_for_services(timeout_sec=20)
+
+        def spin_until(pred, timeout=10):
+            end = time.monotonic() + timeout
+            while not pred() and time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            return pred()
+
+        # The latched state reaches a late joiner.
+        assert spin_until(lambda: received and received[-1].emotion == "neutral")
+        future = client.set_parameters([Parameter("emotion", value="happy"),
+                                        Parameter("emotion_intensity", value=0.8)])
+        assert spin_until(future.done)
+        assert all(r.successful for r in future.result().results)
+        assert spin_until(lambda: received[-1].emotion == "happy")
+        assert received[-1].emotion_intensity == pytest.approx(0.8)
+
+        future = client.set_parameters([Parameter("emotion", value="bored")])
+        assert spin_until(future.done)
+        result = future.result().results[0]
+        assert not result.successful and "unknown emotion" in result.reason
+        future = client.set_parameters([Parameter("head_scale", value=5.0)])
+        assert spin_until(future.done)
+        assert not future.result().results[0].successful  # outside the declared range 0.5..2
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_vasa_avatar_rejects_a_missing_portrait(tmp_path):
+    from pathlib import Path
+
+    exe = Path(sys.prefix) / "bin" / "vasa-avatar"
+    r = subprocess.run([str(exe), "--portrait", str(tmp_path / "none.png")], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"vasa-avatar: error: portrait file not found: {tmp_path / 'none.png'}"
