@@ -33,6 +33,8 @@ EYES = {
 BROWS = {"right": [46, 53, 52, 65, 55, 70, 63, 105, 66, 107], "left": [276, 283, 282, 295, 285, 300, 293, 334, 296, 336]}
 IRIS_RING = [469, 470, 471, 472, 474, 475, 476, 477]  # not mesh vertices: the iris moves as a whole
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 NOSE_WINGS = {"right": 129, "left": 358}
 CHEEKS = {"right": 205, "left": 425}
 
@@ -55,6 +57,7 @@ class PosedMesh:
     """A deformed, posed mesh ready to draw (pixel coordinates of the output image)."""
 
     positions: np.ndarray    # (V, 2) float32
+    depth: np.ndarray        # (V,) float32, pixels from the head's pivot along the view axis; smaller = nearer
     mouth_loop: np.ndarray   # (L, 2) float32, the inner-lip loop in order
     mouth_upper: np.ndarray  # (L,) bool, True for upper-lip vertices of the loop
 
@@ -87,8 +90,12 @@ class FaceRig:
         self.n_face = len(face_ids)
         rest2 = np.concatenate([lm[face_ids, :2], rings, border])
         self.rest = rest2.astype(np.float32)  # also the texture coordinates (pixels)
-        oval_z = float(lm[[234, 454, 10, 152, 127, 356], 2].mean())  # depth of the face outline
-        self.rest_z = np.concatenate([lm[face_ids, 2], np.full(len(rings) + len(border), oval_z)])
+        # Surrounding vertices take the depth of the nearest face-outline point, so they turn
+        # with the outline beside them (a turned portrait has a near and a far side).
+        oval = lm[FACE_OVAL]
+        nearest = np.argmin(((rings[:, None, :] - oval[None, :, :2]) ** 2).sum(-1), axis=1)
+        border_z = np.full(len(border), float(oval[:, 2].mean()))
+        self.rest_z = np.concatenate([lm[face_ids, 2], oval[nearest, 2], border_z])
         self.follow = np.concatenate([np.ones(self.n_face), ring_weights, np.zeros(len(border))])
         self._vertex_of = {int(lmi): k for k, lmi in enumerate(face_ids)}
         self.mouth_loop_v = np.array([self._vertex_of[i] for i in MOUTH_LOOP])
@@ -111,8 +118,7 @@ class FaceRig:
 
     def _surrounding_rings(self, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vertices around the face that carry hair, ears and neck with the head."""
-        oval = lm[[10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-                   152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109], :2]
+        oval = lm[FACE_OVAL, :2]
         c = oval.mean(0)
         pts, weights = [], []
         for scale, weight in ((1.25, 0.85), (1.6, 0.5), (2.1, 0.2)):
@@ -349,7 +355,11 @@ class FaceRig:
         posed += np.asarray(motion.head_translation[:2], np.float64) * self.face_h
         a = self.follow[:, None]
         out = (a * posed + (1.0 - a) * pts).astype(np.float32)
-        return PosedMesh(out, out[self.mouth_loop_v], self.mouth_upper)
+        # Depth lets the renderer hide what a turned head occludes (no fold-over stripes);
+        # the fixed frame border lies far behind everything.
+        depth = self.follow * z * motion.head_scale + (1.0 - self.follow) * (self.rest_z - self.pivot[2])
+        depth[self.follow == 0] = 2.0 * self.size
+        return PosedMesh(out, depth.astype(np.float32), out[self.mouth_loop_v], self.mouth_upper)
 
     def _apply_gaze(self, pts: np.ndarray, motion: MotionFrame) -> None:
         gaze_yaw, gaze_pitch = float(motion.gaze[0]), float(motion.gaze[1])

@@ -25,12 +25,12 @@ class RendererError(RuntimeError):
 _MESH_VS = """
 #version 330
 uniform vec2 size;
-in vec2 in_pos;
+in vec3 in_pos;             // x, y in pixels; z = depth in pixels, smaller is nearer
 in vec2 in_uv;
 out vec2 uv;
 void main() {
     uv = in_uv / size;
-    gl_Position = vec4(in_pos / size * 2.0 - 1.0, 0.0, 1.0);
+    gl_Position = vec4(in_pos.xy / size * 2.0 - 1.0, clamp(in_pos.z / (4.0 * size.x), -1.0, 1.0), 1.0);
 }
 """
 _MESH_FS = """
@@ -71,8 +71,10 @@ void main() {
     vec3 c = cavity;
     float tongue_h = 0.9 * tooth_h;
     c = mix(c, tongue, smoothstep(tongue_h, 0.4 * tongue_h, m.y) * step(across, 0.8));
-    float upper = smoothstep(tooth_h, tooth_h * 0.8, m.x) * step(across, 0.75);
-    float lower = smoothstep(0.6 * tooth_h, 0.45 * tooth_h, m.y) * step(across, 0.6);
+    // Teeth follow the dental arch: full height at the front, receding towards the corners.
+    float arch = 1.0 - across * across;
+    float upper = smoothstep(tooth_h * arch, tooth_h * arch * 0.8, m.x) * step(across, 0.8);
+    float lower = smoothstep(0.6 * tooth_h * arch, 0.45 * tooth_h * arch, m.y) * step(across, 0.65);
     c = mix(c, enamel, max(upper, lower * 0.85));
     color = vec4(c, 1.0);
 }
@@ -117,18 +119,19 @@ class FaceRenderer:
         self._mouth_prog["tooth_h"].value = 0.16 * mouth_w
 
         n_vert = len(self.rig.rest)
-        self._pos_buf = ctx.buffer(reserve=n_vert * 8, dynamic=True)
+        self._pos_buf = ctx.buffer(reserve=n_vert * 12, dynamic=True)
         self._uv_buf = ctx.buffer(self.rig.rest.astype("f4").tobytes())
         self._ibo = ctx.buffer(self.rig.triangles.astype("i4").tobytes())
         self._mesh_vao = ctx.vertex_array(
-            self._mesh_prog, [(self._pos_buf, "2f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
+            self._mesh_prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
 
         loop_n = len(self.rig.mouth_loop_v)
         self._mouth_buf = ctx.buffer(reserve=(loop_n + 2) * 5 * 4, dynamic=True)
         self._mouth_vao = ctx.vertex_array(self._mouth_prog, [(self._mouth_buf, "2f 3f", "in_pos", "in_mouth")])
         self._mouth_n = loop_n + 2
 
-        self._msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3, samples=samples)])
+        self._msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3, samples=samples)],
+                                     depth_attachment=ctx.depth_renderbuffer((s, s), samples=samples))
         self._out = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3)])
         log.info("renderer: %s, %d vertices, %d triangles", ctx.info.get("GL_RENDERER", "?"), n_vert,
                  len(self.rig.triangles))
@@ -150,11 +153,13 @@ class FaceRenderer:
     def render(self, motion: MotionFrame) -> np.ndarray:
         """(S, S, 3) uint8 RGB image of the face in this motion."""
         mesh = self.rig.pose(motion)
-        self._pos_buf.write(mesh.positions.astype("f4").tobytes())
+        self._pos_buf.write(np.column_stack([mesh.positions, mesh.depth]).astype("f4").tobytes())
         self._mouth_buf.write(self._mouth_fan(mesh).tobytes())
         self._msaa.use()
-        self.ctx.clear(0.5, 0.5, 0.5)
+        self.ctx.clear(0.5, 0.5, 0.5, depth=1.0)
+        self.ctx.disable(self.ctx.DEPTH_TEST)  # the cavity lies behind everything
         self._mouth_vao.render(mode=self.ctx.TRIANGLE_FAN, vertices=self._mouth_n)
+        self.ctx.enable(self.ctx.DEPTH_TEST)
         self._tex.use(0)
         self._mesh_vao.render()
         self.ctx.copy_framebuffer(self._out, self._msaa)
