@@ -96,10 +96,12 @@ def test_head_pose_directions(renderer):
     assert nose_at(head_rotation=np.array([0.3, 0, 0], np.float32))[0] > rest[0] + 10  # yaw+: face's own left
     assert nose_at(head_rotation=np.array([0, 0.3, 0], np.float32))[1] < rest[1] - 10  # pitch+: up
     assert nose_at(head_scale=1.3)[1] != pytest.approx(rest[1], abs=1.0)
-    # The frame border stays put: no holes at the image edge.
-    out = renderer.render(dataclasses.replace(MotionFrame.neutral(), head_rotation=np.array([0.35, 0.2, 0.15],
+    # The frame border stays put: no holes or smears at the image edge.
+    out = renderer.render(dataclasses.replace(MotionFrame.neutral(), head_rotation=np.array([0.3, 0.2, 0.15],
                                                                                              np.float32)))
-    assert np.all(out[0] == renderer.render(MotionFrame.neutral())[0])
+    neutral = renderer.render(MotionFrame.neutral())
+    for edge in (np.s_[:3], np.s_[-3:], np.s_[:, :3], np.s_[:, -3:]):
+        assert np.abs(out[edge].astype(int) - neutral[edge]).mean() < 2.0
 
 
 def test_gaze_moves_the_irises(renderer):
