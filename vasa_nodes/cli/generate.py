@@ -1,4 +1,10 @@
-"""vasa-generate: portrait + speech audio -> talking-face mp4 (H.264 + AAC), no ROS needed."""
+"""vasa-generate: portrait + speech audio -> talking-face mp4 (H.264 + AAC), no ROS needed.
+
+Three modes:
+  --audio AUDIO --out OUT.mp4             motion generated from the speech
+  --motion MOTION.csv [--audio A] --out   motion from a Live Link Face style CSV
+  --sheet OUT.png                         a labelled grid of expressions, poses and gazes
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--portrait", required=True, metavar="IMG",
                    help="portrait image (JPEG, PNG, WebP, TIFF, BMP; any size, colour or greyscale)")
-    p.add_argument("--audio", required=True, metavar="AUDIO",
-                   help="speech audio (WAV, FLAC, OGG, AIFF, MP3, …; any rate, mono or stereo)")
-    p.add_argument("--out", required=True, metavar="OUT.mp4", help="output video file")
+    p.add_argument("--audio", metavar="AUDIO",
+                   help="speech audio (WAV, FLAC, OGG, AIFF, MP3, …; any rate, mono or stereo); "
+                        "with --motion, the sound track")
+    p.add_argument("--motion", metavar="MOTION.csv",
+                   help="render this motion (Live Link Face CSV: ARKit blendshape columns, HeadYaw/HeadPitch/"
+                        "HeadRoll, Left/RightEyeYaw/Pitch; one row per frame at --fps) instead of generating it")
+    p.add_argument("--out", metavar="OUT.mp4", help="output video file")
+    p.add_argument("--sheet", metavar="OUT.png",
+                   help="write a labelled grid of the portrait's expressions, head poses and gazes, and exit")
     p.add_argument("--size", type=int, default=512, help="output width and height in pixels (default 512)")
     p.add_argument("--fps", type=int, default=25, choices=(20, 25, 40, 50), help="video frame rate (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the non-verbal motion (blinks, head sway)")
@@ -45,13 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().handlers[0].setFormatter(_LowerLevelFormatter(f"{PROG}: %(levelname)s: %(message)s"))
     # Imported after argument parsing so that --help stays instant.
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
-    from ..core.pipeline import GenerateSettings, generate_video  # noqa: PLC0415
+    from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
+    from ..core.pipeline import GenerateSettings, motion_for_audio, write_video  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
     if not 64 <= args.size <= 2048:
         return _fail(f"--size must be within 64..2048, got {args.size}")
-    if not args.out.lower().endswith((".mp4", ".m4v", ".mov")):
+    if args.sheet:
+        if args.out or args.motion:
+            return _fail("--sheet writes a PNG and takes no --out or --motion")
+    elif not args.out:
+        return _fail("give --out OUT.mp4 (or --sheet OUT.png)")
+    elif not args.audio and not args.motion:
+        return _fail("give --audio (speech to animate) or --motion (a motion CSV)")
+    elif not args.out.lower().endswith((".mp4", ".m4v", ".mov")):
         return _fail(f"--out must end in .mp4 (or .m4v/.mov), got {args.out}")
     controls = Controls(
         gaze_enabled=args.gaze is not None,
@@ -64,20 +84,40 @@ def main(argv: list[str] | None = None) -> int:
         motion_intensity=args.motion_intensity,
     )
     try:
-        audio = load_audio(args.audio, min_duration_s=1.0 / args.fps)
+        if args.sheet:
+            return _write_sheet(args)
+        motion = read_motion_csv(args.motion) if args.motion else None
+        audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
         settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls)
-        n_frames = int(-(-len(audio.samples) // (16000 // args.fps)))
+        if motion is None:
+            motion = motion_for_audio(audio, settings)
         start = time.perf_counter()
-        with _progress(n_frames, disable=args.quiet) as bar:
-            frames = generate_video(portrait, audio, args.out, settings, progress=bar.update)
+        with _progress(len(motion), disable=args.quiet) as bar:
+            frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update)
         elapsed = time.perf_counter() - start
-    except (AudioError, PortraitError, RendererError) as exc:
+    except (AudioError, PortraitError, RendererError, MotionFileError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
-    logging.info("wrote %s: %d frames (%.2f s) at %d fps, %.1f frames/s", args.out, frames, audio.duration_s,
+    logging.info("wrote %s: %d frames (%.2f s) at %d fps, %.1f frames/s", args.out, frames, frames / args.fps,
                  args.fps, frames / max(elapsed, 1e-9))
+    return 0
+
+
+def _write_sheet(args: argparse.Namespace) -> int:
+    from PIL import Image  # noqa: PLC0415
+
+    from ..core.portrait import load_portrait  # noqa: PLC0415
+    from ..core.renderer import FaceRenderer  # noqa: PLC0415
+    from ..core.sheet import render_sheet  # noqa: PLC0415
+
+    renderer = FaceRenderer(load_portrait(args.portrait, args.size))
+    try:
+        Image.fromarray(render_sheet(renderer)).save(args.sheet)
+    finally:
+        renderer.close()
+    logging.info("wrote %s", args.sheet)
     return 0
 
 

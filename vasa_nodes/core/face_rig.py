@@ -100,7 +100,9 @@ class FaceRig:
         self._vertex_of = {int(lmi): k for k, lmi in enumerate(face_ids)}
         self.mouth_loop_v = np.array([self._vertex_of[i] for i in MOUTH_LOOP])
         self.fields = self._build_fields()  # (52, V, 2) pixels per unit activation
-        self.triangles = np.concatenate([self._triangulate(), self._split_mouth_interior()])
+        face_triangles, self.eye_triangles = self._split_eye_openings(self._triangulate())
+        self.triangles = np.concatenate([face_triangles, self._split_mouth_interior()])
+        self.eyes = self._eye_geometry(lm)
         upper_lip = set(LIPS_INNER_UPPER[1:-1])
         self.mouth_upper = np.array([i in upper_lip for i in MOUTH_LOOP])
         self.eye_width = float(np.linalg.norm(lm[33, :2] - lm[133, :2]))
@@ -152,6 +154,45 @@ class FaceRig:
         on_loop = np.isin(tri, self.mouth_loop_v).all(axis=1)
         in_mouth = on_loop & PolyPath(loop).contains_points(centroids)
         return tri[~in_mouth].astype(np.int32)
+
+    def eye_polygon(self, side: str) -> np.ndarray:
+        """The portrait's eye opening (corner, upper lid, corner, lower lid) as an ordered polygon, pixels."""
+        upper, lower, (outer, inner), _ = EYES[side]
+        return self._lm[[outer, *upper, inner, *lower[::-1]], :2].astype(np.float64)
+
+    def _split_eye_openings(self, tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Separate the triangles that fill the eye openings: the renderer shades them as eyeballs."""
+        from matplotlib.path import Path as PolyPath  # noqa: PLC0415 - set-up only
+
+        inside = np.zeros(len(tri), bool)
+        centroids = self.rest[tri].mean(axis=1)
+        for side, (upper, lower, corners, iris) in EYES.items():
+            ids = [self._vertex_of[i] for i in (*upper, *lower, *corners, iris)]
+            on_eye = np.isin(tri, ids).all(axis=1)
+            inside |= on_eye & PolyPath(self.eye_polygon(side)).contains_points(centroids)
+        return tri[~inside].astype(np.int32), tri[inside].astype(np.int32)
+
+    def _eye_geometry(self, lm: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(iris centre (x, y), iris radius) of each eye in the portrait, pixels; right eye first."""
+        out = []
+        for ring, centre in (([469, 470, 471, 472], 468), ([474, 475, 476, 477], 473)):
+            c = lm[centre, :2]
+            r = float(np.linalg.norm(lm[ring, :2] - c, axis=1).mean())
+            out.append((c.astype(np.float32), r))
+        return out
+
+    def gaze_offset(self, motion: MotionFrame) -> np.ndarray:
+        """Where the irises move for this frame, pixels in portrait coordinates (both eyes alike)."""
+        gaze_yaw, gaze_pitch = float(motion.gaze[0]), float(motion.gaze[1])
+        b = motion.blendshapes
+        # ARKit eyeLook* coefficients add to the gaze (average of both eyes).
+        gaze_yaw += 0.35 * ((b[INDEX["eyeLookOutLeft"]] - b[INDEX["eyeLookInLeft"]])
+                            + (b[INDEX["eyeLookInRight"]] - b[INDEX["eyeLookOutRight"]])) / 2
+        gaze_pitch += 0.3 * ((b[INDEX["eyeLookUpLeft"]] - b[INDEX["eyeLookDownLeft"]])
+                             + (b[INDEX["eyeLookUpRight"]] - b[INDEX["eyeLookDownRight"]])) / 2
+        # The iris sits about 0.45 eye-widths in front of the eyeball's centre of rotation.
+        shift = np.array([np.sin(gaze_yaw), -np.sin(gaze_pitch) * 0.7]) * 0.45 * self.eye_width
+        return (shift[0] * self.ex + shift[1] * self.ey).astype(np.float32)
 
     def _split_mouth_interior(self) -> np.ndarray:
         """Texture the portrait's own mouth interior in two halves that part with the lips.
@@ -342,7 +383,6 @@ class FaceRig:
         if len(active):
             pts += np.tensordot(w[active], self.fields[active], axes=1)
         pts = pts.astype(np.float64)
-        self._apply_gaze(pts, motion)
 
         yaw, pitch, roll = (float(a) for a in motion.head_rotation)
         p3 = np.concatenate([pts, self.rest_z[:, None]], axis=1) - self.pivot
@@ -360,23 +400,3 @@ class FaceRig:
         depth = self.follow * z * motion.head_scale + (1.0 - self.follow) * (self.rest_z - self.pivot[2])
         depth[self.follow == 0] = 2.0 * self.size
         return PosedMesh(out, depth.astype(np.float32), out[self.mouth_loop_v], self.mouth_upper)
-
-    def _apply_gaze(self, pts: np.ndarray, motion: MotionFrame) -> None:
-        gaze_yaw, gaze_pitch = float(motion.gaze[0]), float(motion.gaze[1])
-        b = motion.blendshapes
-        # ARKit eyeLook* coefficients add to the gaze (average of both eyes).
-        gaze_yaw += 0.35 * ((b[INDEX["eyeLookOutLeft"]] - b[INDEX["eyeLookInLeft"]])
-                            + (b[INDEX["eyeLookInRight"]] - b[INDEX["eyeLookOutRight"]])) / 2
-        gaze_pitch += 0.3 * ((b[INDEX["eyeLookUpLeft"]] - b[INDEX["eyeLookDownLeft"]])
-                             + (b[INDEX["eyeLookUpRight"]] - b[INDEX["eyeLookDownRight"]])) / 2
-        shift = np.array([np.sin(gaze_yaw), -np.sin(gaze_pitch) * 0.6]) * 0.45 * self.eye_width
-        for side_name, (upper, lower, _, iris) in EYES.items():
-            k = self._vertex_of[iris]
-            up_y = pts[[self._vertex_of[i] for i in upper], :].mean(0)
-            lo_y = pts[[self._vertex_of[i] for i in lower], :].mean(0)
-            target = pts[k] + (shift[0] * self.ex + shift[1] * self.ey)
-            # Keep the iris centre between the lids (a closed eye hides it).
-            lo = min(up_y @ self.ey, lo_y @ self.ey)
-            hi = max(up_y @ self.ey, lo_y @ self.ey)
-            along = target @ self.ey
-            pts[k] = target + (np.clip(along, lo, hi) - along) * self.ey

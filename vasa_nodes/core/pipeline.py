@@ -49,14 +49,14 @@ def render_frames(renderer: FaceRenderer, motion: list[MotionFrame]) -> Iterator
         yield renderer.render(m)
 
 
-def generate_video(portrait: Portrait, audio: Audio, out_path: str, settings: GenerateSettings,
-                   progress: Callable[[int], None] | None = None) -> int:
-    """Render the talking face for `audio` into `out_path` (H.264 + AAC). Returns the frame count."""
-    motion = motion_for_audio(audio, settings)
+def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | None, out_path: str, fps: int,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Render motion frames of `portrait` into an mp4, with `audio` as its sound track when given."""
     renderer = FaceRenderer(portrait)
     try:
-        with VideoWriter(out_path, portrait.size, settings.fps) as writer:
-            writer.write_audio(audio.samples)
+        with VideoWriter(out_path, portrait.size, fps, with_audio=audio is not None) as writer:
+            if audio is not None:
+                writer.write_audio(audio.samples)
             for image in render_frames(renderer, motion):
                 writer.write_frame(image)
                 if progress:

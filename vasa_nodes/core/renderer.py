@@ -40,6 +40,42 @@ in vec2 uv;
 out vec4 color;
 void main() { color = vec4(texture(portrait, uv).rgb, 1.0); }
 """
+# Eyeballs: the eye-opening triangles are shaded from portrait coordinates (uv, pixels).
+# The iris disc is taken from the photo and moved by `offset`; where it leaves, the sclera
+# colour fills in; where the moved disc samples what the lids hid in the photo (eye_mask
+# is 0 there), the iris's mean colour is used. With offset 0 the photo is reproduced.
+_EYE_FS = """
+#version 330
+uniform sampler2D portrait;
+uniform sampler2D eye_mask;
+uniform vec2 size;
+uniform vec2 offset;
+uniform vec3 iris[2];        // x, y, radius (pixels) of the right and left iris
+uniform vec3 iris_color[2];
+uniform vec3 sclera;
+in vec2 uv;
+out vec4 color;
+void main() {
+    vec2 here = uv * size;
+    int e = distance(here, iris[0].xy) < distance(here, iris[1].xy) ? 0 : 1;
+    vec2 c = iris[e].xy;
+    float r = iris[e].z;
+    vec2 src = here - offset;
+    // The dark limbal ring lies a little outside the fitted iris radius: move it too.
+    float rl = 1.15 * r;
+    float in_src = 1.0 - smoothstep(rl - 0.75, rl + 0.75, distance(src, c));
+    float in_here = 1.0 - smoothstep(rl - 0.75, rl + 0.75, distance(here, c));
+    vec3 photo = texture(portrait, uv).rgb;
+    float visible = texture(eye_mask, src / size).r;
+    vec3 moved_iris = mix(iris_color[e], texture(portrait, src / size).rgb, visible);
+    // Uncovered sclera: the photo's sclera just outside the iris along the same radius,
+    // or the sclera colour where the lids hide that spot.
+    vec2 out_p = c + normalize(here - c + vec2(1e-4, 0.0)) * (rl + 2.0);
+    vec3 white = mix(sclera, texture(portrait, out_p / size).rgb, texture(eye_mask, out_p / size).r);
+    vec3 base = mix(photo, white, clamp(in_here - in_src, 0.0, 1.0));
+    color = vec4(mix(base, moved_iris, in_src * step(0.01, length(offset)) ), 1.0);
+}
+"""
 # The cavity is a triangle fan over the inner-lip loop. Each vertex carries its distance
 # (pixels) below the upper lip and above the lower lip, and its position across the mouth
 # (-1 right corner .. 1 left corner); teeth and tongue are shaded from those.
@@ -124,6 +160,7 @@ class FaceRenderer:
         self._ibo = ctx.buffer(self.rig.triangles.astype("i4").tobytes())
         self._mesh_vao = ctx.vertex_array(
             self._mesh_prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
+        self._setup_eyes()
 
         loop_n = len(self.rig.mouth_loop_v)
         self._mouth_buf = ctx.buffer(reserve=(loop_n + 2) * 5 * 4, dynamic=True)
@@ -135,6 +172,46 @@ class FaceRenderer:
         self._out = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3)])
         log.info("renderer: %s, %d vertices, %d triangles", ctx.info.get("GL_RENDERER", "?"), n_vert,
                  len(self.rig.triangles))
+
+    def _setup_eyes(self) -> None:
+        """Eyeball shading: iris discs, their colours, the sclera colour and the visible-eye mask."""
+        import cv2  # noqa: PLC0415
+
+        ctx, s = self.ctx, self.size
+        mask = np.zeros((s, s), np.uint8)
+        for side in ("right", "left"):
+            cv2.fillPoly(mask, [np.round(self.rig.eye_polygon(side) * 4).astype(np.int32)], 255, cv2.LINE_AA,
+                         shift=2)
+        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))  # keep lid-edge pixels out of the iris
+        self._eye_mask = ctx.texture((s, s), 1, mask.tobytes())
+        self._eye_mask.filter = (ctx.LINEAR, ctx.LINEAR)
+
+        image = self.portrait.image.astype(np.float32) / 255.0
+        yy, xx = np.mgrid[0:s, 0:s] + 0.5
+        visible = mask > 128
+        in_iris = np.zeros((s, s), bool)
+        colors = []
+        for (c, r) in self.rig.eyes:
+            disc = (xx - c[0]) ** 2 + (yy - c[1]) ** 2 < r * r
+            in_iris |= disc
+            px = image[disc & visible]
+            colors.append(px.mean(0) if len(px) else np.array([0.3, 0.22, 0.15]))
+        white = image[visible & ~in_iris]
+        if len(white):
+            luma = white.mean(1)
+            sclera = white[luma >= np.percentile(luma, 80)].mean(0)
+        else:
+            sclera = np.array([0.85, 0.82, 0.78])
+        prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_EYE_FS)
+        prog["size"].value = (float(s), float(s))
+        prog["portrait"].value = 0
+        prog["eye_mask"].value = 1
+        prog["iris"].write(np.array([[*c, r] for c, r in self.rig.eyes], "f4").tobytes())
+        prog["iris_color"].write(np.array(colors, "f4").tobytes())
+        prog["sclera"].value = tuple(float(v) for v in sclera)
+        self._eye_prog = prog
+        self._eye_vao = ctx.vertex_array(prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")],
+                                         ctx.buffer(self.rig.eye_triangles.astype("i4").tobytes()))
 
     @property
     def gl_renderer(self) -> str:
@@ -162,6 +239,9 @@ class FaceRenderer:
         self.ctx.enable(self.ctx.DEPTH_TEST)
         self._tex.use(0)
         self._mesh_vao.render()
+        self._eye_mask.use(1)
+        self._eye_prog["offset"].value = tuple(float(v) for v in self.rig.gaze_offset(motion))
+        self._eye_vao.render()
         self.ctx.copy_framebuffer(self._out, self._msaa)
         data = self._out.read(components=3, alignment=1)
         # OpenGL's first row is the bottom one; our vertex y grows downwards (image rows),

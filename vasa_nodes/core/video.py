@@ -1,4 +1,4 @@
-"""MP4 output: H.264 video + AAC audio through PyAV (FFmpeg), streams aligned at t = 0."""
+"""MP4 output: H.264 video (+ AAC audio) through PyAV (FFmpeg), streams aligned at t = 0."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .audio import SAMPLE_RATE
 class VideoWriter:
     """Write RGB frames at a fixed rate, then the audio track, into one .mp4 file."""
 
-    def __init__(self, path: str | Path, size: int, fps: int = 25, crf: int = 20, preset: str = "veryfast"):
+    def __init__(self, path: str | Path, size: int, fps: int = 25, crf: int = 20, preset: str = "veryfast",
+                 with_audio: bool = True):
         import av  # noqa: PLC0415
 
         self.path = Path(path)
@@ -24,8 +25,10 @@ class VideoWriter:
         self._video.width = self._video.height = size
         self._video.pix_fmt = "yuv420p"
         self._video.options = {"crf": str(crf), "preset": preset}
-        self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE)
-        self._audio.layout = "mono"
+        self._audio = None
+        if with_audio:
+            self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE)
+            self._audio.layout = "mono"
         self._frames = 0
 
     def write_frame(self, rgb: np.ndarray) -> None:
@@ -53,8 +56,9 @@ class VideoWriter:
     def close(self) -> None:
         for packet in self._video.encode(None):
             self._container.mux(packet)
-        for packet in self._audio.encode(None):
-            self._container.mux(packet)
+        if self._audio is not None:
+            for packet in self._audio.encode(None):
+                self._container.mux(packet)
         self._container.close()
 
     def __enter__(self) -> "VideoWriter":
