@@ -216,6 +216,8 @@ class FaceRig:
         self.follow = np.concatenate([self.follow, np.ones(2 * n)])
         src = [upper[k] for k in inner] + [lower[k] for k in inner]
         self.fields = np.concatenate([self.fields, self.fields[:, src]], axis=1)
+        self.mouth_gap_rows = (np.array([upper[0], *range(base, base + n), upper[-1]]),
+                               np.array([lower[0], *range(base + n, base + 2 * n), lower[-1]]))
         tris = []
         for lip, first in ((upper, base), (lower, base + n)):
             row = [lip[0]] + [first + j for j in range(n)] + [lip[-1]]
@@ -224,6 +226,53 @@ class FaceRig:
                 tris.append((a, b, c))
                 if c != d:
                     tris.append((a, c, d))
+        return np.array(tris, np.int32)
+
+    def edge_fins(self, mesh: PosedMesh, width: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Anti-aliasing fins along the mesh's geometric edges (face outline, lip gap).
+
+        Each edge vertex gets a twin `width` pixels outwards; the strip between them is drawn
+        with the edge's own texture and alpha falling from 1 to 0, which smooths the edge
+        where something else lies beyond it and changes nothing where the texture continues.
+        Returns (positions (F, 3) with depth, texture coordinates (F, 2), alpha (F,)).
+        """
+        pos, uv, alpha = [], [], []
+        for ids, closed, outwards in self._edge_lines():
+            p = mesh.positions[ids].astype(np.float64)
+            nxt = np.roll(p, -1, 0) if closed else np.vstack([p[1:], 2 * p[-1] - p[-2]])
+            prv = np.roll(p, 1, 0) if closed else np.vstack([2 * p[0] - p[1], p[:-1]])
+            t = nxt - prv
+            n = np.stack([-t[:, 1], t[:, 0]], 1) / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
+            n *= np.sign((outwards(p) * n).sum(1, keepdims=True) + 1e-9)
+            d = mesh.depth[ids, None] - 0.5  # just in front of its own triangles
+            pos += [np.hstack([p, d]), np.hstack([p + width * n, d])]
+            uv += [self.rest[ids], self.rest[ids]]
+            alpha += [np.ones(len(ids)), np.zeros(len(ids))]
+        return (np.concatenate(pos).astype(np.float32), np.concatenate(uv).astype(np.float32),
+                np.concatenate(alpha).astype(np.float32))
+
+    def _edge_lines(self):
+        """(vertex ids, closed, outward-direction function) of each geometric edge."""
+        if not hasattr(self, "_edges"):
+            oval = np.array([self._vertex_of[i] for i in FACE_OVAL])
+            upper_row, lower_row = self.mouth_gap_rows
+            self._edges = [
+                (oval, True, lambda p: p - p.mean(0)),
+                (upper_row, False, lambda p: np.broadcast_to(self.ey, p.shape)),
+                (lower_row, False, lambda p: np.broadcast_to(-self.ey, p.shape)),
+            ]
+        return self._edges
+
+    def edge_fin_triangles(self) -> np.ndarray:
+        """Triangle indices into the arrays `edge_fins` returns (constant per rig)."""
+        tris, start = [], 0
+        for ids, closed, _ in self._edge_lines():
+            k = len(ids)
+            for i in range(k if closed else k - 1):
+                j = (i + 1) % k
+                a, b, c, d = start + i, start + j, start + k + j, start + k + i
+                tris += [(a, b, c), (a, c, d)]
+            start += 2 * k
         return np.array(tris, np.int32)
 
     def _build_fields(self) -> np.ndarray:
