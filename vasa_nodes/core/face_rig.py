@@ -38,6 +38,10 @@ FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 NOSE_WINGS = {"right": 129, "left": 358}
 CHEEKS = {"right": 205, "left": 425}
 
+# MediaPipe's z is flatter than the real face: with it as is, a commanded 20° yaw looks
+# like 15° to a face tracker. Calibrated so the tracker recovers commanded rotations.
+DEPTH_SCALE = 1.4
+
 # Inner-lip loop in order (upper from right corner to left, lower back): the mouth opening.
 MOUTH_LOOP = LIPS_INNER_UPPER + LIPS_INNER_LOWER[-2:0:-1]
 MOUTH_LOOP_CORNERS = (0, len(LIPS_INNER_UPPER) - 1)  # positions of 78 and 308 in MOUTH_LOOP
@@ -58,6 +62,7 @@ class PosedMesh:
 
     positions: np.ndarray    # (V, 2) float32
     depth: np.ndarray        # (V,) float32, pixels from the head's pivot along the view axis; smaller = nearer
+    uv: np.ndarray           # (V, 2) float32, texture coordinates (portrait pixels)
     mouth_loop: np.ndarray   # (L, 2) float32, the inner-lip loop in order
     mouth_upper: np.ndarray  # (L,) bool, True for upper-lip vertices of the loop
 
@@ -69,6 +74,8 @@ class FaceRig:
         lm = np.asarray(landmarks, np.float64)
         if lm.shape != (478, 3):
             raise ValueError(f"expected (478, 3) landmarks, got {lm.shape}")
+        lm = lm.copy()
+        lm[:, 2] *= DEPTH_SCALE
         self.size = size
         self._lm = lm
 
@@ -216,6 +223,7 @@ class FaceRig:
         self.follow = np.concatenate([self.follow, np.ones(2 * n)])
         src = [upper[k] for k in inner] + [lower[k] for k in inner]
         self.fields = np.concatenate([self.fields, self.fields[:, src]], axis=1)
+        self.uv_fields = {k: np.concatenate([v, np.zeros((2 * n, 2), np.float32)]) for k, v in self.uv_fields.items()}
         self.mouth_gap_rows = (np.array([upper[0], *range(base, base + n), upper[-1]]),
                                np.array([lower[0], *range(base + n, base + 2 * n), lower[-1]]))
         tris = []
@@ -320,7 +328,9 @@ class FaceRig:
         f[INDEX["jawForward"], :, 1] = 0.015 * jaw_w
 
         d_mouth2 = ((uv - mouth_c) ** 2).sum(1)
-        mouth_region = _gauss(d_mouth2, 0.7 * mouth_w) * is_face
+        # The lips' soft surroundings, but nothing above the base of the nose (landmark 2).
+        below_nose = _smoothstep(at(2)[1], at(0)[1], uv[:, 1])
+        mouth_region = _gauss(d_mouth2, 0.7 * mouth_w) * is_face * below_nose
         lip_w = np.zeros(V)
         for k in inner_upper | inner_lower | outer_upper | corners | {vid[i] for i in LIPS_OUTER_LOWER}:
             lip_w[k] = 1.0
@@ -371,11 +381,14 @@ class FaceRig:
             f[INDEX[sneer]] += wn[:, None] * np.array([0.0, -0.018])
             f[INDEX["cheekPuff"]] += wk[:, None] * np.array([sign * 0.03, 0.0])
 
-        self._build_eye_fields(f, uv, is_face)
+        uv_fields = self._build_eye_fields(f, uv, is_face)
+        self.uv_fields = {k: self._to_image(v).astype(np.float32) for k, v in uv_fields.items()}
         return np.stack([self._to_image(fi) for fi in f]).astype(np.float32)
 
-    def _build_eye_fields(self, f: np.ndarray, uv: np.ndarray, is_face: np.ndarray) -> None:
+    def _build_eye_fields(self, f: np.ndarray, uv: np.ndarray, is_face: np.ndarray) -> dict[int, np.ndarray]:
+        """Fill the eye and brow blendshape fields; return texture-coordinate fields (blinks)."""
         vid = self._vertex_of
+        uv_fields: dict[int, np.ndarray] = {}
         for side_name, (upper, lower, (outer, inner), iris) in EYES.items():
             suffix = "Left" if side_name == "left" else "Right"
             up = np.array([uv[vid[i]] for i in upper])
@@ -393,8 +406,20 @@ class FaceRig:
             half_w = abs(uv[vid[outer]][0] - uv[vid[inner]][0]) / 2
 
             blink = f[INDEX["eyeBlink" + suffix]]
+            # The upper lid comes down most of the way and the lower lid rises to meet it.
+            # It closes slightly past the lower lid so no sliver of eyeball stays visible;
+            # the eyeball is drawn behind the lids (see the renderer), so the lid covers it.
+            rise = 0.15 * lid_h
             for i, d in zip(upper, drop):
-                blink[vid[i], 1] = 0.97 * d
+                blink[vid[i], 1] = d - rise + 0.06 * lid_h
+            for i in lower:
+                blink[vid[i], 1] = -rise
+            # As the lower lid rises, its margin shows skin from a little lower down, not the
+            # white of the eye that borders it in the photo.
+            uv_blink = np.zeros_like(uv)
+            for i in lower:
+                uv_blink[vid[i], 1] = 0.35 * lid_h
+            uv_fields[INDEX["eyeBlink" + suffix]] = uv_blink
             # Lid skin above follows with decreasing weight up to the brow.
             lid_top = np.interp(uv[:, 0], up[np.argsort(up[:, 0]), 0], up[np.argsort(up[:, 0]), 1])
             above = lid_top - uv[:, 1]
@@ -421,6 +446,7 @@ class FaceRig:
             f[INDEX["browOuterUp" + suffix], :, 1] += -0.04 * wb * (1.0 - inner_side)
             f[INDEX["browDown" + suffix], :, 1] += 0.03 * wb
             f[INDEX["browDown" + suffix], :, 0] += -np.sign(eye_c[0]) * 0.01 * wb
+        return uv_fields
 
     # -- per frame ------------------------------------------------------------------
 
@@ -448,4 +474,8 @@ class FaceRig:
         # the fixed frame border lies far behind everything.
         depth = self.follow * z * motion.head_scale + (1.0 - self.follow) * (self.rest_z - self.pivot[2])
         depth[self.follow == 0] = 2.0 * self.size
-        return PosedMesh(out, depth.astype(np.float32), out[self.mouth_loop_v], self.mouth_upper)
+        uv = self.rest.copy()
+        for k, field in self.uv_fields.items():
+            if w[k] > 1e-4:
+                uv += w[k] * field
+        return PosedMesh(out, depth.astype(np.float32), uv, out[self.mouth_loop_v], self.mouth_upper)

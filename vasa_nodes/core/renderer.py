@@ -180,7 +180,7 @@ class FaceRenderer:
 
         n_vert = len(self.rig.rest)
         self._pos_buf = ctx.buffer(reserve=n_vert * 12, dynamic=True)
-        self._uv_buf = ctx.buffer(self.rig.rest.astype("f4").tobytes())
+        self._uv_buf = ctx.buffer(self.rig.rest.astype("f4").tobytes(), dynamic=True)
         self._ibo = ctx.buffer(self.rig.triangles.astype("i4").tobytes())
         self._mesh_vao = ctx.vertex_array(
             self._mesh_prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
@@ -235,7 +235,9 @@ class FaceRenderer:
             sclera = white[luma >= np.percentile(luma, 80)].mean(0)
         else:
             sclera = np.array([0.85, 0.82, 0.78])
-        prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_EYE_FS)
+        # The eyeball's surface lies behind the lid margins: lids closing over it win the depth test.
+        eye_vs = _MESH_VS.replace("in_pos.z / (4.0 * size.x)", f"(in_pos.z + {0.04 * self.rig.face_h:.3f}) / (4.0 * size.x)")
+        prog = ctx.program(vertex_shader=eye_vs, fragment_shader=_EYE_FS)
         prog["size"].value = (float(s), float(s))
         prog["portrait"].value = 0
         prog["eye_mask"].value = 1
@@ -262,8 +264,14 @@ class FaceRenderer:
 
     def render(self, motion: MotionFrame) -> np.ndarray:
         """(S, S, 3) uint8 RGB image of the face in this motion."""
+        # Several renderers (portraits) may live in one process: make ours the current context.
+        with self.ctx:
+            return self._render(motion)
+
+    def _render(self, motion: MotionFrame) -> np.ndarray:
         mesh = self.rig.pose(motion)
         self._pos_buf.write(np.column_stack([mesh.positions, mesh.depth]).astype("f4").tobytes())
+        self._uv_buf.write(mesh.uv.astype("f4").tobytes())
         self._mouth_buf.write(self._mouth_fan(mesh).tobytes())
         self._fbo.use()
         self.ctx.clear(0.5, 0.5, 0.5, depth=1.0)

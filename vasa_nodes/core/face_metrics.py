@@ -1,0 +1,62 @@
+"""Measurements of a face from its tracked landmarks: mouth, eyes, and head rotation.
+
+Used to check rendered frames against the motion that made them, and to compare
+generated and real talking faces with the same tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .face_rig import CHIN, EYES, FOREHEAD
+
+# Landmarks on the skull's rigid parts (forehead, nose bridge, eye corners, cheekbones, temples):
+# jaw, lips, lids and brows move with expression and are left out.
+RIGID_LANDMARKS = [1, 4, 5, 6, 8, 9, 10, 151, 168, 195, 197, 33, 133, 263, 362, 234, 454, 127, 356, 93, 323,
+                   116, 345, 50, 280, 98, 327]
+
+
+@dataclass(frozen=True)
+class FaceMeasurement:
+    mouth_aperture: float       # inner-lip gap at the centre / face height
+    mouth_width: float          # corner-to-corner distance / face height
+    eye_opening: tuple[float, float]  # (right, left) lid gap / eye width
+    face_height: float          # forehead-to-chin distance, pixels
+
+
+def measure(landmarks: np.ndarray) -> FaceMeasurement:
+    """Shape measurements from (478, 3) landmarks in pixels, independent of head size."""
+    lm = np.asarray(landmarks, np.float64)
+    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
+    openings = []
+    for side in ("right", "left"):
+        upper, lower, (outer, inner), _ = EYES[side]
+        width = np.linalg.norm(lm[outer, :2] - lm[inner, :2])
+        gap = np.linalg.norm(lm[upper[2:5], :2] - lm[lower[2:5], :2], axis=1).mean()
+        openings.append(float(gap / width))
+    return FaceMeasurement(
+        mouth_aperture=float(np.linalg.norm(lm[14, :2] - lm[13, :2]) / face_h),
+        mouth_width=float(np.linalg.norm(lm[291, :2] - lm[61, :2]) / face_h),
+        eye_opening=(openings[0], openings[1]),
+        face_height=face_h,
+    )
+
+
+def relative_rotation(reference: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) in radians that turn `reference` landmarks into `landmarks`.
+
+    Kabsch fit over the rigid landmarks, in the FaceMotion convention: + yaw turns the face
+    to its own left, + pitch looks up, + roll tilts the head's top to its own left.
+    """
+    a = np.asarray(reference, np.float64)[RIGID_LANDMARKS]
+    b = np.asarray(landmarks, np.float64)[RIGID_LANDMARKS]
+    a, b = a - a.mean(0), b - b.mean(0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    r = (u @ np.diag([1.0, 1.0, d]) @ vt).T  # b ≈ r @ a
+    yaw = np.arctan2(-r[0, 2], r[2, 2])
+    pitch = np.arctan2(r[1, 2], r[2, 2])
+    roll = np.arctan2(r[1, 0], r[0, 0])
+    return np.array([yaw, pitch, roll])
