@@ -33,7 +33,7 @@ def _nodes(context):
     return [
         Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
              parameters=[config, overrides.get(name, {})],
-             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level").perform(context)])
+             ros_arguments=["--log-level", LaunchConfiguration("log_level").perform(context)])
         for name in NODES
     ]
 

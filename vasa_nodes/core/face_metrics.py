@@ -12,10 +12,10 @@ import numpy as np
 
 from .face_rig import CHIN, EYES, FOREHEAD
 
-# Landmarks on the skull's rigid parts (forehead, nose bridge, eye corners, cheekbones, temples):
-# jaw, lips, lids and brows move with expression and are left out.
+# Landmarks on the skull's rigid parts (forehead, nose bridge and tip, eye corners, temples,
+# cheekbones): jaw, lips, lids, brows, cheeks and nose wings move with expression.
 RIGID_LANDMARKS = [1, 4, 5, 6, 8, 9, 10, 151, 168, 195, 197, 33, 133, 263, 362, 234, 454, 127, 356, 93, 323,
-                   116, 345, 50, 280, 98, 327]
+                   116, 345]
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ class FaceRig:
         upper_lip = set(LIPS_INNER_UPPER[1:-1])
         self.mouth_upper = np.array([i in upper_lip for i in MOUTH_LOOP])
         self.eye_width = float(np.linalg.norm(lm[33, :2] - lm[133, :2]))
+        self._close_portrait_mouth()
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -161,6 +162,32 @@ class FaceRig:
         on_loop = np.isin(tri, self.mouth_loop_v).all(axis=1)
         in_mouth = on_loop & PolyPath(loop).contains_points(centroids)
         return tri[~in_mouth].astype(np.int32)
+
+    def _close_portrait_mouth(self) -> None:
+        """Estimate how open the portrait's mouth is, and make the zero-motion geometry closed.
+
+        `own_jaw_open` is the portrait's own jawOpen. `base` (vertex positions for an all-zero
+        motion) is the photo's geometry with that opening undone, so every portrait rests
+        with closed lips and a commanded jawOpen means the same on all of them. The photo's
+        own mouth interior (teeth, if it shows any) grows back between the lips as the jaw
+        reaches the portrait's opening; rendering `own_expression()` reproduces the photo.
+        """
+        jaw = self.fields[INDEX["jawOpen"]]
+        top, bottom = self._vertex_of[13], self._vertex_of[14]
+        gap = float((self.rest[bottom] - self.rest[top]) @ self.ey)
+        rate = float((jaw[bottom] - jaw[top]) @ self.ey)
+        closed_gap = 0.008 * self.face_h  # lips touching still leave a landmark gap this wide
+        self.own_jaw_open = float(np.clip((gap - closed_gap) / max(rate, 1e-6), 0.0, 1.0))
+        self.base = self.rest - self.own_jaw_open * jaw
+        upper_row, lower_row = self.mouth_gap_rows
+        mids = np.concatenate([upper_row[1:-1], lower_row[1:-1]])
+        lips = np.array([self._vertex_of[i] for i in LIPS_INNER_UPPER[1:-1] + LIPS_INNER_LOWER[1:-1]])
+        self._mid_ids, self._mid_lips = mids, lips
+        self._mid_offsets = self.rest[mids] - self.rest[lips]  # interior layout of the photo
+
+    def own_expression(self) -> MotionFrame:
+        """The portrait's own expression as estimated at load time (rendering it gives the photo back)."""
+        return MotionFrame.neutral().with_blendshapes(jawOpen=self.own_jaw_open)
 
     def eye_polygon(self, side: str) -> np.ndarray:
         """The portrait's eye opening (corner, upper lid, corner, lower lid) as an ordered polygon, pixels."""
@@ -454,9 +481,13 @@ class FaceRig:
         """Vertex positions (pixels) for a motion frame."""
         w = np.asarray(motion.blendshapes, np.float32)
         active = np.nonzero(w > 1e-4)[0]
-        pts = self.rest.copy()
+        pts = self.base.copy()
         if len(active):
             pts += np.tensordot(w[active], self.fields[active], axes=1)
+        if self.own_jaw_open > 0:
+            # The photo's mouth interior follows the lips and opens up to its own size.
+            grow = min(float(w[INDEX["jawOpen"]]) / self.own_jaw_open, 1.0)
+            pts[self._mid_ids] = pts[self._mid_lips] + grow * self._mid_offsets
         pts = pts.astype(np.float64)
 
         yaw, pitch, roll = (float(a) for a in motion.head_rotation)
