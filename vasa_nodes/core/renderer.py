@@ -118,6 +118,7 @@ _MOUTH_FS = """
 #version 330
 uniform float tooth_h;      // visible height of the upper incisors, pixels
 uniform vec3 skin;          // mean lip colour of the portrait, for tone matching
+uniform vec3 white;         // the portrait's sclera colour: teeth are lit like the eyes
 in vec3 m;                  // (below upper lip px, above lower lip px, across -1..1)
 out vec4 color;
 void main() {
@@ -127,14 +128,15 @@ void main() {
     vec3 tongue = mix(vec3(0.45, 0.17, 0.16), skin * vec3(0.9, 0.55, 0.5), 0.3) * (0.55 + 0.45 * depth);
     float tooth_w = 0.16;
     float gap = smoothstep(0.0, 0.12, abs(fract(m.z / tooth_w + 0.5) - 0.5));
-    vec3 enamel = vec3(0.90, 0.87, 0.80) * (0.55 + 0.45 * depth) * (0.85 + 0.15 * gap);
+    vec3 enamel = white * vec3(1.0, 0.97, 0.88) * (0.55 + 0.45 * depth) * (0.85 + 0.15 * gap);
     vec3 c = cavity;
     float tongue_h = 0.9 * tooth_h;
     c = mix(c, tongue, smoothstep(tongue_h, 0.4 * tongue_h, m.y) * step(across, 0.8));
     // Teeth follow the dental arch: full height at the front, receding towards the corners.
     float arch = 1.0 - across * across;
-    float upper = smoothstep(tooth_h * arch, tooth_h * arch * 0.8, m.x) * step(across, 0.8);
-    float lower = smoothstep(0.6 * tooth_h * arch, 0.45 * tooth_h * arch, m.y) * step(across, 0.65);
+    // Only the front teeth catch the light; the corners of the mouth stay in shadow.
+    float upper = smoothstep(tooth_h * arch, tooth_h * arch * 0.8, m.x) * smoothstep(0.72, 0.5, across);
+    float lower = smoothstep(0.6 * tooth_h * arch, 0.45 * tooth_h * arch, m.y) * smoothstep(0.6, 0.4, across);
     c = mix(c, enamel, max(upper, lower * 0.85));
     color = vec4(c, 1.0);
 }
@@ -244,6 +246,7 @@ class FaceRenderer:
         prog["iris"].write(np.array([[*c, r] for c, r in self.rig.eyes], "f4").tobytes())
         prog["iris_color"].write(np.array(colors, "f4").tobytes())
         prog["sclera"].value = tuple(float(v) for v in sclera)
+        self._mouth_prog["white"].value = tuple(float(v) for v in np.clip(sclera * 1.05, 0.0, 1.0))
         self._eye_prog = prog
         self._eye_vao = ctx.vertex_array(prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")],
                                          ctx.buffer(self.rig.eye_triangles.astype("i4").tobytes()))
