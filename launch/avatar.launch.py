@@ -10,7 +10,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -33,7 +33,9 @@ def _nodes(context):
     return [
         Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
              parameters=[config, overrides.get(name, {})],
-             ros_arguments=["--log-level", LaunchConfiguration("log_level").perform(context)])
+             ros_arguments=["--log-level", LaunchConfiguration("log_level").perform(context)],
+             # One node failing (e.g. an unreadable portrait) stops the graph, as vasa-avatar does.
+             on_exit=Shutdown(reason=f"{name} exited"))
         for name in NODES
     ]
 

@@ -27,18 +27,22 @@ class FaceMeasurement:
 
 
 def measure(landmarks: np.ndarray) -> FaceMeasurement:
-    """Shape measurements from (478, 3) landmarks in pixels, independent of head size."""
+    """Shape measurements from (478, 3) landmarks in pixels, independent of head size and pose.
+
+    Distances are taken in 3D (the tracker's x, y, z), so turning or nodding the head does
+    not read as a change of expression.
+    """
     lm = np.asarray(landmarks, np.float64)
-    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
+    face_h = float(np.linalg.norm(lm[CHIN] - lm[FOREHEAD]))
     openings = []
     for side in ("right", "left"):
         upper, lower, (outer, inner), _ = EYES[side]
-        width = np.linalg.norm(lm[outer, :2] - lm[inner, :2])
-        gap = np.linalg.norm(lm[upper[2:5], :2] - lm[lower[2:5], :2], axis=1).mean()
+        width = np.linalg.norm(lm[outer] - lm[inner])
+        gap = np.linalg.norm(lm[upper[2:5]] - lm[lower[2:5]], axis=1).mean()
         openings.append(float(gap / width))
     return FaceMeasurement(
-        mouth_aperture=float(np.linalg.norm(lm[14, :2] - lm[13, :2]) / face_h),
-        mouth_width=float(np.linalg.norm(lm[291, :2] - lm[61, :2]) / face_h),
+        mouth_aperture=float(np.linalg.norm(lm[14] - lm[13]) / face_h),
+        mouth_width=float(np.linalg.norm(lm[291] - lm[61]) / face_h),
         eye_opening=(openings[0], openings[1]),
         face_height=face_h,
     )

@@ -7,7 +7,10 @@ the output size with the face centred, and the dense 3D landmarks (MediaPipe fac
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,19 +77,34 @@ def to_rgb8(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"), np.uint8).copy()
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence what MediaPipe's C++ side prints straight to file descriptor 2.
+
+    TensorFlow Lite and absl write start-up and per-call notices there that no Python
+    logging setting reaches; they would drown a node's log. Python-level stderr is untouched.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class FaceFitter:
     """MediaPipe face detection + 478-point face mesh, loaded once and reused."""
 
     def __init__(self):
-        import os  # noqa: PLC0415
+        with _native_stderr_silenced():
+            from mediapipe.python.solutions import face_detection, face_mesh  # noqa: PLC0415
 
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from mediapipe.python.solutions import face_detection, face_mesh  # noqa: PLC0415
-
-        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                        min_detection_confidence=0.4)
+            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=0.4)
 
     def close(self) -> None:
         self._detector.close()
@@ -103,7 +121,8 @@ class FaceFitter:
 
             scale = 1920.0 / max(h, w)
             work = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        result = self._detector.process(np.ascontiguousarray(work))
+        with _native_stderr_silenced():
+            result = self._detector.process(np.ascontiguousarray(work))
         boxes = []
         for det in result.detections or []:
             bb = det.location_data.relative_bounding_box
@@ -114,7 +133,8 @@ class FaceFitter:
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks in pixels of `rgb`, or None when no face mesh fits."""
-        result = self._mesh.process(np.ascontiguousarray(rgb))
+        with _native_stderr_silenced():
+            result = self._mesh.process(np.ascontiguousarray(rgb))
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
