@@ -38,7 +38,7 @@ def test_output_size_is_configurable(portrait_path, fitter, size):
     assert load_portrait(portrait_path, size, fitter).image.shape == (size, size, 3)
 
 
-@pytest.mark.parametrize("variant", ["rgba", "grey", "grey16", "small", "wide"])
+@pytest.mark.parametrize("variant", ["rgba", "grey", "grey16", "small", "tiny_rgba", "huge", "wide"])
 def test_image_variants_load(tmp_path, photo, fitter, variant):
     path = tmp_path / f"{variant}.png"
     if variant == "rgba":
@@ -50,6 +50,12 @@ def test_image_variants_load(tmp_path, photo, fitter, variant):
         im = Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257)
     elif variant == "small":
         im = photo.resize((220, 220))
+    elif variant == "tiny_rgba":
+        im = photo.resize((220, 220)).convert("RGBA")
+        path = tmp_path / "tiny.png"
+    elif variant == "huge":
+        im = photo.resize((3500, 3500), Image.Resampling.BICUBIC)
+        path = tmp_path / "huge.jpg"
     else:
         im = Image.new("RGB", (1400, 600), (90, 120, 150))
         im.paste(photo.resize((600, 600)), (700, 0))
@@ -85,3 +91,23 @@ def test_bad_portraits_give_one_line_reasons(tmp_path, fitter, make, message):
     with pytest.raises(PortraitError) as err:
         load_portrait(path, 512, fitter)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_portraits_own_head_turn_is_estimated(tmp_path, portrait_path, fitter):
+    import dataclasses
+
+    from vasa_nodes.core.motion import MotionFrame
+    from vasa_nodes.core.renderer import FaceRenderer
+
+    frontal = load_portrait(portrait_path, 512, fitter)
+    assert abs(np.degrees(frontal.yaw_roll[0])) < 5
+    renderer = FaceRenderer(frontal)
+    try:
+        turned = renderer.render(dataclasses.replace(MotionFrame.neutral(),
+                                                     head_rotation=np.radians([15, 0, 8]).astype(np.float32)))
+    finally:
+        renderer.close()
+    Image.fromarray(turned).save(tmp_path / "turned.png")
+    yaw, roll = np.degrees(load_portrait(tmp_path / "turned.png", 512, fitter).yaw_roll)
+    assert yaw == pytest.approx(15, abs=4)
+    assert roll - np.degrees(frontal.yaw_roll[1]) == pytest.approx(8, abs=3)

@@ -64,3 +64,17 @@ def relative_rotation(reference: np.ndarray, landmarks: np.ndarray) -> np.ndarra
     pitch = np.arctan2(r[1, 2], r[2, 2])
     roll = np.arctan2(r[1, 0], r[0, 0])
     return np.array([yaw, pitch, roll])
+
+
+def portrait_yaw_roll(landmarks: np.ndarray) -> tuple[float, float]:
+    """Approximate yaw and roll (radians, FaceMotion convention) of a face from one image.
+
+    Yaw from the tracker's depth difference between the two sides of the face, roll from the
+    eye line. (Pitch needs a frontal reference the tracker does not give, so it is not estimated.)
+    """
+    lm = np.asarray(landmarks, np.float64)
+    right, left = lm[234], lm[454]
+    yaw = float(np.arctan2(left[2] - right[2], left[0] - right[0]))
+    eye_r, eye_l = lm[[33, 133]].mean(0), lm[[263, 362]].mean(0)
+    roll = float(np.arctan2(eye_l[1] - eye_r[1], eye_l[0] - eye_r[0]))
+    return yaw, roll

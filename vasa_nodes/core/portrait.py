@@ -33,6 +33,7 @@ class Portrait:
     image: np.ndarray      # (S, S, 3) uint8 RGB, S = output size
     landmarks: np.ndarray  # (478, 3) float32: x, y in pixels of `image`; z in pixels, smaller = nearer
     source: str            # file name or description, for messages
+    yaw_roll: tuple[float, float] = (0.0, 0.0)  # the face's own turn and tilt in the photo, radians
 
     @property
     def size(self) -> int:
@@ -190,4 +191,12 @@ def prepare_portrait(rgb: np.ndarray, size: int, fitter: FaceFitter, source: str
     pts = fitter.landmarks(crop)
     if pts is None:
         raise PortraitError(f"no face found in {source} (face mesh could not be fitted)")
-    return Portrait(crop, pts, source)
+    from .face_metrics import portrait_yaw_roll  # noqa: PLC0415 - face_metrics imports the rig
+
+    yaw, roll = portrait_yaw_roll(pts)
+    log.info("%s: face turned %+.0f°, tilted %+.0f° in the photo; motion is applied relative to that",
+             source, np.degrees(yaw), np.degrees(roll))
+    if abs(np.degrees(yaw)) > 25:
+        log.warning("%s: the face is turned %.0f° from the camera; head turns of more than about 10° "
+                    "will stretch what lies behind the far cheek", source, abs(np.degrees(yaw)))
+    return Portrait(crop, pts, source, (yaw, roll))
