@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
@@ -107,3 +108,41 @@ def test_vasa_avatar_rejects_a_missing_portrait(tmp_path):
                        timeout=30)
     assert r.returncode == 2
     assert r.stderr.strip() == f"vasa-avatar: error: portrait file not found: {tmp_path / 'none.png'}"
+
+
+def test_a_stream_without_end_of_stream_is_closed_and_the_face_keeps_idling():
+    from vasa_nodes.msg import AudioChunk, FaceMotion
+    from vasa_nodes.nodes.common import STREAM_QOS
+
+    procs = [start("audio_capture"), start("audio_encoder"), start("motion_generator")]
+    rclpy.init()
+    try:
+        node = rclpy.create_node("stall_test")
+        motion = []
+        node.create_subscription(FaceMotion, "/vasa/face_motion",
+                                 lambda m: motion.append((time.monotonic(), m.voice_activity)), STREAM_QOS)
+        pub = node.create_publisher(AudioChunk, "/vasa/audio_in", STREAM_QOS)
+        end = time.monotonic() + 20
+        while (pub.get_subscription_count() == 0 or not motion) and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        assert motion, "motion_generator publishes idle frames before any audio"
+        t = np.arange(16000) / 16000
+        speech = (0.4 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+        for i in range(0, 16000, 320):  # 1 s of loud audio, never marked end_of_stream
+            pub.publish(AudioChunk(sample_rate=16000, sample_offset=i, samples=speech[i:i + 320]))
+            rclpy.spin_once(node, timeout_sec=0.02)
+        stopped = time.monotonic()
+        while time.monotonic() < stopped + 4.0:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+        outputs = []
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+            outputs.append(p.communicate(timeout=20)[0])
+    assert any(v > 0.5 for _, v in motion), "the speech reached the motion generator"
+    late = [m for m in motion if m[0] > stopped + 2.0]
+    assert len(late) >= 25, f"only {len(late)} frames in the last 2 s: the face froze"
+    assert all(v < 0.5 for _, v in late)
+    assert "without end_of_stream; closing the stream" in outputs[1]

@@ -27,14 +27,28 @@ class AudioEncoderNode(Node):
             self.extractor = StreamingFeatureExtractor(float(self.fps))
         except ValueError as exc:
             raise StartupError(NAME, str(exc)) from None
+        self.stream_timeout_s = self.declare_parameter(
+            "stream_timeout_s", 0.5, describe("close a stream whose chunks stop arriving without end_of_stream "
+                                              "after this many seconds", float_range=(0.05, 10.0))).value
         self.conditioner = ChunkConditioner()
+        self._last_chunk_ns = 0
+        self.create_timer(0.1, self._check_stalled)
         self.pub = self.create_publisher(AudioFeatures, TOPIC_FEATURES, STREAM_QOS)
         self.create_subscription(AudioChunk, TOPIC_AUDIO, self._on_chunk, STREAM_QOS)
         self._t0_ns: int | None = None   # presentation time of the stream's sample 0
         self._expected = 0               # next sample offset (in the chunk's own rate) we expect
         self._rate = SAMPLE_RATE
 
+    def _check_stalled(self) -> None:
+        if self._t0_ns is None:
+            return
+        idle_s = (self.get_clock().now().nanoseconds - self._last_chunk_ns) / 1e9
+        if idle_s > self.stream_timeout_s:
+            self.get_logger().warning(f"audio stopped for {idle_s:.1f} s without end_of_stream; closing the stream")
+            self._finish()
+
     def _on_chunk(self, msg: AudioChunk) -> None:
+        self._last_chunk_ns = self.get_clock().now().nanoseconds
         offset = int(msg.sample_offset)
         if self._t0_ns is not None and offset < self._expected:
             self.get_logger().warning("audio stream restarted without end_of_stream; closing the previous one")

@@ -34,7 +34,11 @@ class MotionGeneratorNode(Node):
         self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
         self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)
         self.create_subscription(AvatarControl, TOPIC_CONTROL, self._on_control, CONTROL_QOS)
+        self.stream_timeout_s = self.declare_parameter(
+            "stream_timeout_s", 1.0, describe("resume idle motion when features stop arriving for this many "
+                                              "seconds without end_of_stream", float_range=(0.1, 10.0))).value
         self._streaming = False
+        self._last_features_ns = 0
         self._next_idle_ns: int | None = None
         self.create_timer(1.0 / self.fps, self._on_timer)
 
@@ -59,6 +63,7 @@ class MotionGeneratorNode(Node):
                                     throttle_duration_sec=5.0)
             return
         self._streaming = not msg.end_of_stream
+        self._last_features_ns = self.get_clock().now().nanoseconds
         first_ns = to_ns(msg.header.stamp)
         for i, motion in enumerate(self.generator.generate(frames)):
             stamp = first_ns + i * self.period_ns
@@ -66,9 +71,12 @@ class MotionGeneratorNode(Node):
             self._next_idle_ns = stamp + self.period_ns
 
     def _on_timer(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        if self._streaming and now - self._last_features_ns > self.stream_timeout_s * 1e9:
+            self.get_logger().warning("audio features stopped without end_of_stream; idling")
+            self._streaming = False
         if self._streaming or not self.idle:
             return
-        now = self.get_clock().now().nanoseconds
         if self._next_idle_ns is None or self._next_idle_ns < now - 5 * self.period_ns:
             self._next_idle_ns = now  # (re)start the idle clock after a pause or at start-up
         # Catch up to the present, never run ahead of it.
