@@ -151,8 +151,10 @@ class RuleBasedMotionGenerator:
         # range the same for quiet and loud talkers.
         if speaking > 0.5:
             self._peak_db = max(loudness_db, self._peak_db - 0.5 * dt)
-        rel = np.clip((loudness_db - (self._peak_db - 30.0)) / 30.0, 0.0, 1.0)
-        target_jaw = speaking * rel ** 1.3 * 0.6
+        # A 15 dB range below the running peak: syllable nuclei open the jaw, consonants and
+        # the dips between syllables let it close (a wider range keeps the mouth hanging open).
+        rel = np.clip((loudness_db - (self._peak_db - 15.0)) / 15.0, 0.0, 1.0)
+        target_jaw = speaking * rel ** 1.5 * 0.6
         k = _smoothing(40.0 if target_jaw > self._jaw else 18.0, self.fps)
         self._jaw += k * (target_jaw - self._jaw)
 

@@ -1,0 +1,84 @@
+"""vasa-eval on synthetic speech: the report's numbers are measured, consistent and in range."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from helpers import speech_with_pauses
+
+BIN = Path(sys.prefix) / "bin"
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Two English sentences with silences, their phone times (espeak) and transcript."""
+    from vasa_nodes.core.tts import synthesize
+
+    texts = ["Bob met my mother at the big market.", "Please pass me the blue map."]
+    samples, spans = speech_with_pauses(texts, pause_s=1.2, lead_s=1.0)
+    tmp = tmp_path_factory.mktemp("eval")
+    wav = tmp / "speech.wav"
+    soundfile.write(wav, samples, 16000)
+    phones, t = [], 1.0
+    for text in texts:  # the same layout speech_with_pauses builds
+        s = synthesize(text)
+        phones += [[p.phoneme, t + p.start_s, t + p.end_s] for p in s.phonemes]
+        t += s.duration_s + 1.2
+    (tmp / "phones.json").write_text(json.dumps(phones))
+    (tmp / "transcript.txt").write_text(" ".join(texts))
+    return tmp, wav
+
+
+def run(*args):
+    r = subprocess.run([str(BIN / "vasa-eval"), *map(str, args)], capture_output=True, text=True, timeout=300)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_report_from_tts_phone_times(speech, portrait_path):
+    tmp, wav = speech
+    code, out, err = run("--portrait", portrait_path, "--audio", wav, "--phones", tmp / "phones.json",
+                         "--out", tmp / "report.json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report == json.loads((tmp / "report.json").read_text())
+    bilabials = sum(p[0].lower() in "pbm" for p in json.loads((tmp / "phones.json").read_text()))
+    assert report["bilabial_closure"]["phones"] == bilabials >= 8
+    assert 0.0 <= report["bilabial_closure"]["fraction"] <= 1.0
+    silence = report["mouth_closed_in_silence"]
+    assert silence["frames"] > 30 and silence["fraction"] >= 0.95
+    generated = report["generated"]
+    assert generated["tracked_fraction"] == 1.0
+    assert 0.05 < generated["head_motion_delta_p_deg"] < 5.0
+
+
+def test_forced_alignment_of_a_transcript_finds_the_bilabials(speech, portrait_path):
+    tmp, wav = speech
+    code, out, err = run("--portrait", portrait_path, "--audio", wav, "--transcript", tmp / "transcript.txt")
+    assert code == 0, err
+    # b, m, m, b, m  +  p, p, m, b, m: the aligner finds most of them in synthetic speech.
+    assert json.loads(out)["bilabial_closure"]["phones"] >= 7
+
+
+def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portrait_path):
+    tmp, wav = speech
+    video = tmp / "generated.mp4"
+    r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--audio", str(wav),
+                        "--out", str(video), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    code, out, err = run("--portrait", portrait_path, "--reference", video)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["aperture_vs_reference"]["correlation"] > 0.95
+    assert report["aperture_vs_reference"]["lag_ms"] == 0.0
+    # AAC decoding may add a frame of padding to the audio.
+    assert abs(report["reference"]["frames"] - report["generated"]["frames"]) <= 1
+
+
+def test_missing_inputs_give_one_line(tmp_path):
+    code, _, err = run("--audio", tmp_path / "x.wav")
+    assert code == 2 and err.strip() == "vasa-eval: error: give --portrait (to generate the face) or --video (to measure one)"
