@@ -47,6 +47,17 @@ MOUTH_LOOP = LIPS_INNER_UPPER + LIPS_INNER_LOWER[-2:0:-1]
 MOUTH_LOOP_CORNERS = (0, len(LIPS_INNER_UPPER) - 1)  # positions of 78 and 308 in MOUTH_LOOP
 
 
+def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """3x3 rotation in image coordinates (x right, y down, z away from the camera), FaceMotion's
+    convention: + yaw turns the face to its own left, + pitch looks up, + roll tilts the top of
+    the head to its own left. Applied as pitch, then yaw, then roll."""
+    cy, sy, cp, sp, cr, sr = (np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll))
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
+    ry = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    rz = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    return rz @ ry @ rx
+
+
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
@@ -70,7 +81,8 @@ class PosedMesh:
 class FaceRig:
     """Deforms one portrait's mesh by a MotionFrame. All heavy set-up happens in __init__."""
 
-    def __init__(self, landmarks: np.ndarray, size: int):
+    def __init__(self, landmarks: np.ndarray, size: int, own_yaw_roll: tuple[float, float] = (0.0, 0.0)):
+        """`own_yaw_roll`: the face's own turn and tilt in the portrait (radians), see Portrait.yaw_roll."""
         lm = np.asarray(landmarks, np.float64)
         if lm.shape != (478, 3):
             raise ValueError(f"expected (478, 3) landmarks, got {lm.shape}")
@@ -78,6 +90,7 @@ class FaceRig:
         lm[:, 2] *= DEPTH_SCALE
         self.size = size
         self._lm = lm
+        self._own = rotation_matrix(own_yaw_roll[0], 0.0, own_yaw_roll[1])
 
         # Head frame in the image: eye line and face height.
         eye_r = lm[[33, 133, 159, 145]].mean(0)
@@ -490,13 +503,11 @@ class FaceRig:
             pts[self._mid_ids] = pts[self._mid_lips] + grow * self._mid_offsets
         pts = pts.astype(np.float64)
 
-        yaw, pitch, roll = (float(a) for a in motion.head_rotation)
-        p3 = np.concatenate([pts, self.rest_z[:, None]], axis=1) - self.pivot
-        cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+        # The command turns the head about its own axes: expressed in the camera frame, the
+        # rotation is conjugated by the portrait's own turn and tilt.
+        rotation = self._own @ rotation_matrix(*motion.head_rotation) @ self._own.T
+        p3 = (np.concatenate([pts, self.rest_z[:, None]], axis=1) - self.pivot) @ rotation.T
         x, y, z = p3[:, 0], p3[:, 1], p3[:, 2]
-        y, z = y * cp + z * sp, -y * sp + z * cp
-        x, z = x * cy - z * sy, x * sy + z * cy
-        x, y = x * cr - y * sr, x * sr + y * cr
         posed = np.stack([x, y], 1) * motion.head_scale + self.pivot[:2]
         posed += np.asarray(motion.head_translation[:2], np.float64) * self.face_h
         a = self.follow[:, None]

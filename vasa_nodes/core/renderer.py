@@ -162,7 +162,7 @@ class FaceRenderer:
     def __init__(self, portrait: Portrait):
         self.portrait = portrait
         self.size = portrait.size
-        self.rig = FaceRig(portrait.landmarks, self.size)
+        self.rig = FaceRig(portrait.landmarks, self.size, portrait.yaw_roll)
         self.ctx = create_context()
         ctx = self.ctx
         s = self.size
