@@ -22,6 +22,16 @@ def portrait_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fitter():
+    """The face detector + face mesh (MediaPipe), shared by all tests that track faces."""
+    from vasa_nodes.core.portrait import FaceFitter
+
+    f = FaceFitter()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="session")
 def speech_wav(tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
     """A WAV of two English sentences with 1 s of silence around them, and their speech spans."""
     import soundfile

@@ -65,7 +65,7 @@ def workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         pytest.fail(f"colcon is not installed in {VENV} (colcon-common-extensions in requirements.txt)")
     for tool in ("cmake", "cc", "c++", "bash"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs the build tools)")
+            pytest.fail(f"{tool} is not installed (scripts/setup.sh installs the build tools)")
     tmp = tmp_path_factory.mktemp("colcon")
     ws = tmp / "ws"
     _copy_sources(ws / "src" / "vasa_nodes")

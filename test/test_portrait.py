@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasa_nodes.core.portrait import FaceFitter, PortraitError, load_portrait
-
-
-@pytest.fixture(scope="module")
-def fitter():
-    f = FaceFitter()
-    yield f
-    f.close()
+from vasa_nodes.core.portrait import PortraitError, load_portrait
 
 
 @pytest.fixture(scope="module")

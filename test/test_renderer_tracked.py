@@ -8,7 +8,7 @@ from PIL import Image
 
 from vasa_nodes.core.face_metrics import measure, relative_rotation
 from vasa_nodes.core.motion import MotionFrame
-from vasa_nodes.core.portrait import FaceFitter, load_portrait
+from vasa_nodes.core.portrait import load_portrait
 from vasa_nodes.core.renderer import FaceRenderer
 
 NEUTRAL = MotionFrame.neutral()
@@ -16,13 +16,6 @@ NEUTRAL = MotionFrame.neutral()
 
 def posed(yaw=0.0, pitch=0.0, roll=0.0, base=NEUTRAL):
     return dataclasses.replace(base, head_rotation=np.radians([yaw, pitch, roll]).astype(np.float32))
-
-
-@pytest.fixture(scope="module")
-def fitter():
-    f = FaceFitter()
-    yield f
-    f.close()
 
 
 @pytest.fixture(scope="module")
