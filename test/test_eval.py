@@ -6,31 +6,42 @@ import sys
 from pathlib import Path
 
 import pytest
-import soundfile
-
-from helpers import speech_with_pauses
 
 BIN = Path(sys.prefix) / "bin"
 
 
+MAKE_SPEECH = """
+import json, sys
+from pathlib import Path
+import soundfile
+sys.path.insert(0, sys.argv[2])
+from helpers import speech_with_pauses
+from vasa_nodes.core.tts import synthesize
+tmp = Path(sys.argv[1])
+texts = ["Bob met my mother at the big market.", "Please pass me the blue map."]
+samples, spans = speech_with_pauses(texts, pause_s=1.2, lead_s=1.0)
+soundfile.write(tmp / "speech.wav", samples, 16000)
+phones, t = [], 1.0
+for text in texts:  # the same layout speech_with_pauses builds
+    s = synthesize(text)
+    phones += [[p.phoneme, t + p.start_s, t + p.end_s] for p in s.phonemes]
+    t += s.duration_s + 1.2
+(tmp / "phones.json").write_text(json.dumps(phones))
+(tmp / "transcript.txt").write_text(" ".join(texts))
+"""
+
+
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    """Two English sentences with silences, their phone times (espeak) and transcript."""
-    from vasa_nodes.core.tts import synthesize
+    """Two English sentences with silences, their phone times (espeak) and transcript.
 
-    texts = ["Bob met my mother at the big market.", "Please pass me the blue map."]
-    samples, spans = speech_with_pauses(texts, pause_s=1.2, lead_s=1.0)
+    Synthesised in a fresh process: espeak carries state from call to call, and a fresh
+    process makes the audio the same on every run.
+    """
     tmp = tmp_path_factory.mktemp("eval")
-    wav = tmp / "speech.wav"
-    soundfile.write(wav, samples, 16000)
-    phones, t = [], 1.0
-    for text in texts:  # the same layout speech_with_pauses builds
-        s = synthesize(text)
-        phones += [[p.phoneme, t + p.start_s, t + p.end_s] for p in s.phonemes]
-        t += s.duration_s + 1.2
-    (tmp / "phones.json").write_text(json.dumps(phones))
-    (tmp / "transcript.txt").write_text(" ".join(texts))
-    return tmp, wav
+    subprocess.run([sys.executable, "-P", "-c", MAKE_SPEECH, str(tmp), str(Path(__file__).parent)], check=True,
+                   timeout=60)
+    return tmp, tmp / "speech.wav"
 
 
 def run(*args):

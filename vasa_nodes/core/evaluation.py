@@ -125,7 +125,10 @@ def align_transcript(audio: Audio, transcript: str) -> list[Phone]:
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
-    decoder.set_alignment()
+    try:
+        decoder.set_alignment()
+    except RuntimeError:
+        raise EvaluationError("the transcript could not be aligned to the audio (does it match the speech?)") from None
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
