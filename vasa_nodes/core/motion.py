@@ -109,6 +109,7 @@ class RuleBasedMotionGenerator:
         fb = mel_filterbank()
         self._mel_hz = (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
         self._voiced_band = (self._mel_hz > 150) & (self._mel_hz < 4000)
+        self._oral_band = (self._mel_hz > 700) & (self._mel_hz < 3500)
         self.reset()
 
     def reset(self) -> None:
@@ -147,18 +148,20 @@ class RuleBasedMotionGenerator:
         b = np.zeros(NUM_BLENDSHAPES)
         speaking = voice_activity
 
-        # Articulation. Loudness relative to the running speech peak keeps the jaw
-        # range the same for quiet and loud talkers.
+        # Articulation. Levels relative to the running speech peak keep the jaw range the
+        # same for quiet and loud talkers.
+        # The jaw follows the level of the oral band (700-3500 Hz, where vowel formants carry
+        # energy) within 15 dB of its running peak. Nasals and voiced stops (/m/, /b/) are loud
+        # below 500 Hz but weak there, so the mouth closes on them, and between syllables.
+        mel = np.asarray(features, np.float64)
+        oral_db = 10.0 * np.log10((10.0 ** mel[self._oral_band]).sum() + 1e-12)
         if speaking > 0.5:
-            self._peak_db = max(loudness_db, self._peak_db - 0.5 * dt)
-        # A 15 dB range below the running peak: syllable nuclei open the jaw, consonants and
-        # the dips between syllables let it close (a wider range keeps the mouth hanging open).
-        rel = np.clip((loudness_db - (self._peak_db - 15.0)) / 15.0, 0.0, 1.0)
-        target_jaw = speaking * rel ** 1.5 * 0.6
+            self._peak_db = max(oral_db, self._peak_db - 0.5 * dt)
+        rel = np.clip((oral_db - (self._peak_db - 15.0)) / 15.0, 0.0, 1.0)
+        target_jaw = speaking * rel * 0.8
         k = _smoothing(40.0 if target_jaw > self._jaw else 18.0, self.fps)
         self._jaw += k * (target_jaw - self._jaw)
 
-        mel = np.asarray(features, np.float64)
         power = 10.0 ** mel[self._voiced_band]
         centroid = float((power * self._mel_hz[self._voiced_band]).sum() / max(power.sum(), 1e-12))
         rounding = np.clip((1400.0 - centroid) / 900.0, 0.0, 1.0) * speaking
