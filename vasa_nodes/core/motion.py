@@ -32,6 +32,12 @@ _EMOTION_OFFSETS: dict[str, dict[str, float]] = {
 }
 
 
+MOTION_LAYOUT = ("52 ARKit blendshapes", "head yaw, pitch, roll (rad)", "head translation x, y, z (face heights)",
+                 "head scale", "gaze yaw, pitch (rad)")
+MOTION_DIM = NUM_BLENDSHAPES + 3 + 3 + 1 + 2
+"""Per-frame motion vector x, the unit the motion model generates (see MotionFrame.to_vector)."""
+
+
 @dataclass
 class MotionFrame:
     """The face's state for one video frame (see msg/FaceMotion.msg for units and ranges)."""
@@ -47,6 +53,18 @@ class MotionFrame:
     @staticmethod
     def neutral(frame_index: int = 0) -> "MotionFrame":
         return MotionFrame(frame_index, np.zeros(NUM_BLENDSHAPES, np.float32))
+
+    def to_vector(self) -> np.ndarray:
+        """The motion vector x of this frame, MOTION_DIM float32 values in MOTION_LAYOUT order."""
+        return np.concatenate([self.blendshapes, self.head_rotation, self.head_translation, [self.head_scale],
+                               self.gaze]).astype(np.float32)
+
+    @staticmethod
+    def from_vector(x: np.ndarray, frame_index: int = 0, voice_activity: float = 0.0) -> "MotionFrame":
+        x = np.asarray(x, np.float32)
+        n = NUM_BLENDSHAPES
+        return MotionFrame(frame_index, np.clip(x[:n], 0.0, 1.0), x[n:n + 3].copy(), x[n + 3:n + 6].copy(),
+                           float(x[n + 6]), x[n + 7:n + 9].copy(), voice_activity)
 
     def with_blendshapes(self, **values: float) -> "MotionFrame":
         """A copy with the named ARKit coefficients set (handy for sheets and tests)."""

@@ -17,7 +17,7 @@ from ..core.blendshapes import INDEX, NUM_BLENDSHAPES
 # strongly it resists its neighbours: lip closure for /p b m/ always wins).
 VISEMES: dict[str, tuple[dict[str, float], float]] = {
     "rest": ({"mouthClose": 0.02}, 0.6),
-    "bilabial": ({"jawOpen": 0.06, "mouthClose": 0.06, "mouthPressLeft": 0.45, "mouthPressRight": 0.45}, 3.0),
+    "bilabial": ({"jawOpen": 0.06, "mouthClose": 0.06, "mouthPressLeft": 0.45, "mouthPressRight": 0.45}, 5.0),
     "labiodental": ({"jawOpen": 0.1, "mouthRollLower": 0.55, "mouthUpperUpLeft": 0.15, "mouthUpperUpRight": 0.15},
                     2.0),
     "dental": ({"jawOpen": 0.16, "tongueOut": 0.25}, 1.2),
