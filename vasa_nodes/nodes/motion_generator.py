@@ -37,6 +37,11 @@ class MotionGeneratorNode(Node):
         self.stream_timeout_s = self.declare_parameter(
             "stream_timeout_s", 1.0, describe("resume idle motion when features stop arriving for this many "
                                               "seconds without end_of_stream", float_range=(0.1, 10.0))).value
+        self.idle_delay_ns = int(1e9 * self.declare_parameter(
+            "idle_delay_s", 0.1, describe("idle frames are stamped this far in the past: speech frames arrive "
+                                          "that late anyway (a frame, the feature look-ahead and a chunk), so "
+                                          "the idle and speech frames of a stream start never overlap",
+                                          float_range=(0.0, 1.0))).value)
         self._streaming = False
         self._last_features_ns = 0
         self._next_idle_ns: int | None = None
@@ -77,6 +82,7 @@ class MotionGeneratorNode(Node):
             self._streaming = False
         if self._streaming or not self.idle:
             return
+        now -= self.idle_delay_ns
         if self._next_idle_ns is None or self._next_idle_ns < now - 5 * self.period_ns:
             self._next_idle_ns = now  # (re)start the idle clock after a pause or at start-up
         # Catch up to the present, never run ahead of it.
