@@ -127,6 +127,7 @@ class FaceRig:
         self.mouth_upper = np.array([i in upper_lip for i in MOUTH_LOOP])
         self.eye_width = float(np.linalg.norm(lm[33, :2] - lm[133, :2]))
         self._close_portrait_mouth()
+        self._edges = self._edge_lines()
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -285,7 +286,7 @@ class FaceRig:
         Returns (positions (F, 3) with depth, texture coordinates (F, 2), alpha (F,)).
         """
         pos, uv, alpha = [], [], []
-        for ids, closed, outwards in self._edge_lines():
+        for ids, closed, outwards in self._edges:
             p = mesh.positions[ids].astype(np.float64)
             nxt = np.roll(p, -1, 0) if closed else np.vstack([p[1:], 2 * p[-1] - p[-2]])
             prv = np.roll(p, 1, 0) if closed else np.vstack([2 * p[0] - p[1], p[:-1]])
@@ -301,20 +302,18 @@ class FaceRig:
 
     def _edge_lines(self):
         """(vertex ids, closed, outward-direction function) of each geometric edge."""
-        if not hasattr(self, "_edges"):
-            oval = np.array([self._vertex_of[i] for i in FACE_OVAL])
-            upper_row, lower_row = self.mouth_gap_rows
-            self._edges = [
-                (oval, True, lambda p: p - p.mean(0)),
-                (upper_row, False, lambda p: np.broadcast_to(self.ey, p.shape)),
-                (lower_row, False, lambda p: np.broadcast_to(-self.ey, p.shape)),
-            ]
-        return self._edges
+        oval = np.array([self._vertex_of[i] for i in FACE_OVAL])
+        upper_row, lower_row = self.mouth_gap_rows
+        return [
+            (oval, True, lambda p: p - p.mean(0)),
+            (upper_row, False, lambda p: np.broadcast_to(self.ey, p.shape)),
+            (lower_row, False, lambda p: np.broadcast_to(-self.ey, p.shape)),
+        ]
 
     def edge_fin_triangles(self) -> np.ndarray:
         """Triangle indices into the arrays `edge_fins` returns (constant per rig)."""
         tris, start = [], 0
-        for ids, closed, _ in self._edge_lines():
+        for ids, closed, _ in self._edges:
             k = len(ids)
             for i in range(k if closed else k - 1):
                 j = (i + 1) % k

@@ -139,7 +139,7 @@ class StreamingFeatureExtractor:
         x = np.asarray(samples, np.float32).reshape(-1)
         self._buffer = np.concatenate([self._buffer, x])
         self._samples_in += len(x)
-        return self._drain(final=False)
+        return self._drain()
 
     def finish(self) -> FeatureFrames:
         """End of stream: emit the remaining frames (the last partial frame included), then reset."""
@@ -147,11 +147,11 @@ class StreamingFeatureExtractor:
         needed = (n_frames - self._next_frame) * self.hop + 2 * self._pad
         if needed > len(self._buffer):
             self._buffer = np.concatenate([self._buffer, np.zeros(needed - len(self._buffer), np.float32)])
-        out = self._drain(final=True, limit=n_frames)
+        out = self._drain(limit=n_frames)
         self.reset()
         return out
 
-    def _drain(self, final: bool, limit: int | None = None) -> FeatureFrames:
+    def _drain(self, limit: int | None = None) -> FeatureFrames:
         span = self.hop + 2 * self._pad
         count = (len(self._buffer) - span) // self.hop + 1 if len(self._buffer) >= span else 0
         if limit is not None:

@@ -122,11 +122,15 @@ class AudioCaptureNode(Node):
             return False
         self._mic_queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=500)
 
+        self._mic_problems = 0
+
         def callback(indata, frames, time_info, status):
+            if status:  # input overflow: the machine did not keep up; reported from the timer
+                self._mic_problems += 1
             try:
                 self._mic_queue.put_nowait(indata[:, 0].copy())
             except queue.Full:
-                pass
+                self._mic_problems += 1
 
         device = int(self.device) if self.device.isdigit() else (self.device or None)
         try:
@@ -142,6 +146,10 @@ class AudioCaptureNode(Node):
         return True
 
     def _mic_tick(self) -> None:
+        if self._mic_problems:
+            self.get_logger().warning(f"microphone: {self._mic_problems} blocks overflowed or were dropped",
+                                      throttle_duration_sec=5.0)
+            self._mic_problems = 0
         while not self._mic_queue.empty():
             self._publish(self._mic_queue.get_nowait(), end_of_stream=False)
 
