@@ -40,7 +40,7 @@ CHEEKS = {"right": 205, "left": 425}
 
 # MediaPipe's z is flatter than the real face: with it as is, a commanded 20° yaw looks
 # like 15° to a face tracker. Calibrated so the tracker recovers commanded rotations.
-DEPTH_SCALE = 1.4
+DEPTH_SCALE = 1.3
 
 # Inner-lip loop in order (upper from right corner to left, lower back): the mouth opening.
 MOUTH_LOOP = LIPS_INNER_UPPER + LIPS_INNER_LOWER[-2:0:-1]
@@ -197,6 +197,8 @@ class FaceRig:
         mids = np.concatenate([upper_row[1:-1], lower_row[1:-1]])
         lips = np.array([self._vertex_of[i] for i in LIPS_INNER_UPPER[1:-1] + LIPS_INNER_LOWER[1:-1]])
         self._mid_ids, self._mid_lips = mids, lips
+        half = len(lips) // 2
+        self._mid_partner = np.concatenate([lips[half:], lips[:half]])  # the facing lip vertex
         self._mid_offsets = self.rest[mids] - self.rest[lips]  # interior layout of the photo
 
     def own_expression(self) -> MotionFrame:
@@ -286,6 +288,11 @@ class FaceRig:
         Returns (positions (F, 3) with depth, texture coordinates (F, 2), alpha (F,)).
         """
         pos, uv, alpha = [], [], []
+        # Lip-gap fins fade out as the lips meet: closed lips have no edge to smooth, and the
+        # fin's texture (the photo's mouth interior) would draw a line between them.
+        upper_row, lower_row = self.mouth_gap_rows
+        gap = np.linalg.norm(mesh.positions[lower_row] - mesh.positions[upper_row], axis=1)
+        gap_alpha = np.clip(gap / 2.0, 0.0, 1.0)
         for ids, closed, outwards in self._edges:
             p = mesh.positions[ids].astype(np.float64)
             nxt = np.roll(p, -1, 0) if closed else np.vstack([p[1:], 2 * p[-1] - p[-2]])
@@ -296,7 +303,7 @@ class FaceRig:
             d = mesh.depth[ids, None] - 0.5  # just in front of its own triangles
             pos += [np.hstack([p, d]), np.hstack([p + width * n, d])]
             uv += [self.rest[ids], self.rest[ids]]
-            alpha += [np.ones(len(ids)), np.zeros(len(ids))]
+            alpha += [gap_alpha if ids is upper_row or ids is lower_row else np.ones(len(ids)), np.zeros(len(ids))]
         return (np.concatenate(pos).astype(np.float32), np.concatenate(uv).astype(np.float32),
                 np.concatenate(alpha).astype(np.float32))
 
@@ -496,10 +503,15 @@ class FaceRig:
         pts = self.base.copy()
         if len(active):
             pts += np.tensordot(w[active], self.fields[active], axes=1)
+        grow = 1.0
         if self.own_jaw_open > 0:
-            # The photo's mouth interior follows the lips and opens up to its own size.
-            grow = min(float(w[INDEX["jawOpen"]]) / self.own_jaw_open, 1.0)
-            pts[self._mid_ids] = pts[self._mid_lips] + grow * self._mid_offsets
+            # The photo's mouth interior follows the lips and opens up to its own size. Below
+            # that, both halves meet half-way between the lips (no gap for the cavity to show
+            # through) and show only the lips' own edge texture (no squeezed line of teeth).
+            grow = float(np.clip(w[INDEX["jawOpen"]] / self.own_jaw_open, 0.0, 1.0))
+            lips = pts[self._mid_lips]
+            partner = pts[self._mid_partner]
+            pts[self._mid_ids] = lips + grow * self._mid_offsets + (1.0 - grow) * 0.5 * (partner - lips)
         pts = pts.astype(np.float64)
 
         # The command turns the head about its own axes: expressed in the camera frame, the
@@ -516,6 +528,9 @@ class FaceRig:
         depth = self.follow * z * motion.head_scale + (1.0 - self.follow) * (self.rest_z - self.pivot[2])
         depth[self.follow == 0] = 2.0 * self.size
         uv = self.rest.copy()
+        if grow < 1.0:
+            lip_uv = self.rest[self._mid_lips]
+            uv[self._mid_ids] = lip_uv + grow * (self.rest[self._mid_ids] - lip_uv)
         for k, field in self.uv_fields.items():
             if w[k] > 1e-4:
                 uv += w[k] * field
