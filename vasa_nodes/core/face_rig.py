@@ -199,6 +199,10 @@ class FaceRig:
         self._mid_ids, self._mid_lips = mids, lips
         half = len(lips) // 2
         self._mid_partner = np.concatenate([lips[half:], lips[:half]])  # the facing lip vertex
+        vid = self._vertex_of
+        corners = np.array([vid[LIPS_INNER_UPPER[0]], vid[LIPS_INNER_UPPER[-1]]])
+        beside = [(LIPS_INNER_UPPER[1], LIPS_INNER_LOWER[1]), (LIPS_INNER_UPPER[-2], LIPS_INNER_LOWER[-2])]
+        self._corner_uv = (corners, np.array([(self.rest[vid[a]] + self.rest[vid[b]]) / 2 for a, b in beside]))
         self._mid_offsets = self.rest[mids] - self.rest[lips]  # interior layout of the photo
 
     def own_expression(self) -> MotionFrame:
@@ -531,6 +535,10 @@ class FaceRig:
         if grow < 1.0:
             lip_uv = self.rest[self._mid_lips]
             uv[self._mid_ids] = lip_uv + grow * (self.rest[self._mid_ids] - lip_uv)
+            # The photo's mouth corners are dark where its lips part; closed lips take their
+            # corner colour from the lips next to them instead.
+            corners, neighbours = self._corner_uv
+            uv[corners] = self.rest[corners] + (1.0 - grow) * (neighbours - self.rest[corners])
         for k, field in self.uv_fields.items():
             if w[k] > 1e-4:
                 uv += w[k] * field
