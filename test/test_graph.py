@@ -92,23 +92,14 @@ def test_frames_arrive_at_the_configured_rate_on_audio_time(session):
     assert any(s > t0 + duration + 0.3 for s, _ in session["images"])
 
 
-def test_mouth_moves_with_speech_and_rests_in_silence(session):
-    from vasa_nodes.core.portrait import FaceFitter
+def test_mouth_moves_with_speech_and_rests_in_silence(session, fitter):
+    from vasa_nodes.core.evaluation import track_frames
 
     t0 = session["audio"][0][0] - session["audio"][0][1] / 16000
-    fitter = FaceFitter()
-    times, gaps = [], []
-    try:
-        for s, image in session["images"]:
-            lm = fitter.landmarks(image)
-            if lm is None:
-                continue
-            face_h = np.linalg.norm(lm[152, :2] - lm[10, :2])
-            times.append(s - t0)
-            gaps.append(np.linalg.norm(lm[14, :2] - lm[13, :2]) / face_h)
-    finally:
-        fitter.close()
-    times, gaps = np.array(times), np.array(gaps)
+    track = track_frames((image for _, image in session["images"]), FPS, fitter)
+    tracked = np.isfinite(track.aperture)
+    times = np.array([s - t0 for s, _ in session["images"]])[tracked]
+    gaps = track.aperture[tracked]
     in_speech = np.zeros(len(times), bool)
     silent = (times > -10) & (times < session["duration"] + 10)
     for start, end in session["spans"]:
