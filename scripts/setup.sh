@@ -33,14 +33,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.vasa_requirements.sha256"
-want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-nodeps.txt requirements-train.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing Python dependencies (ROS 2 Kilted wheels, mediapipe, moderngl, PyAV, …)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+  say "installing Python dependencies (ROS 2 Kilted wheels, mediapipe, moderngl, PyAV, ONNX Runtime, torch CPU, …)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-train.txt 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-  "$VENV/bin/python" -c "import rclpy, mediapipe, moderngl, av" 2>/dev/null \
+  "$VENV/bin/python" -c "import rclpy, mediapipe, moderngl, av, onnxruntime, torch, onnx" 2>/dev/null \
     || { say "error: Python dependencies did not install"; exit 1; }
   echo "$want" > "$stamp"
 fi

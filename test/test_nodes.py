@@ -50,6 +50,17 @@ def test_audio_capture_reports_bad_sources(params, message):
     assert code == 1 and message in out and "Traceback" not in out
 
 
+@pytest.mark.parametrize("params, message", [
+    (["model:=/nonexistent/motion.onnx"], "motion model not found: /nonexistent/motion.onnx"),
+    (["fps:=50"], "the motion model runs at 25 fps, not 50"),
+])
+def test_motion_generator_reports_a_bad_model(params, message):
+    code, out = run_to_exit("motion_generator", *params)
+    errors = [line for line in out.splitlines() if "[ERROR]" in line]
+    assert code == 1 and len(errors) == 1 and message in errors[0], out
+    assert "Traceback" not in out
+
+
 def test_audio_capture_without_a_microphone_falls_back_to_the_topic():
     proc = start("audio_capture", "source:=mic", "device:=no-such-device-anywhere")
     time.sleep(4)

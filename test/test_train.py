@@ -70,3 +70,90 @@ def test_extract_reports_a_missing_video(tmp_path):
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(tmp_path / "none.mp4"), "--out",
                         str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "vasa-train: error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_recorded_speech_is_aligned_and_gets_motion_targets(tmp_path):
+    """English through pocketsphinx, another language through espeak + DTW; lips close on bilabials."""
+    import soxr
+
+    from vasa_nodes.core.tts import synthesize
+
+    rows = []
+    for name, text, language, voice in [("en.wav", "Bob and Pam bought my map.", "en", "en-us+m3"),
+                                        ("de.wav", "Mama bringt bald Brot mit.", "de", "de+f2")]:
+        s = synthesize(text, voice=voice, rate_wpm=150)
+        x = soxr.resample(s.samples, s.sample_rate, 16000)
+        soundfile.write(tmp_path / name, np.concatenate([np.zeros(8000), x, np.zeros(8000)]), 16000)
+        rows.append(f"{name}\t{text}\t{language}\n")
+    (tmp_path / "transcripts.tsv").write_text("file\ttext\tlanguage\n" + "".join(rows))
+    out = tmp_path / "data"
+    r = subprocess.run([str(BIN / "vasa-train"), "recorded", str(tmp_path), "--out", str(out), "--copies", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = np.load(out / "corpus.npz")
+    meta = json.loads((out / "corpus.json").read_text())
+    assert [(x["language"], x["alphabet"]) for x in meta["recordings"]] == [("en", "arpabet"), ("de", "espeak")]
+    assert len(data["lengths"]) == 4 and data["controls"].shape == (int(data["lengths"].sum()), 10)
+    start = 0
+    for length, item in zip(data["lengths"], meta["items"]):
+        jaw = data["motion"][start:start + length, INDEX["jawOpen"]]
+        bilabials = [(s, e) for p, s, e in item["phones"] if viseme_of(p, item["alphabet"]) == "bilabial"]
+        assert len(bilabials) >= 3 and jaw.max() > 0.3
+        closed = [jaw[int(s * 25):int(np.ceil(e * 25)) + 1].min() < 0.15 for s, e in bilabials]
+        assert np.mean(closed) >= 0.75, item["source"]
+        start += length
+
+
+def test_recorded_without_transcripts_is_one_line(tmp_path):
+    r = subprocess.run([str(BIN / "vasa-train"), "recorded", str(tmp_path), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("vasa-train: error: no usable recordings")
+
+
+def test_exported_model_matches_torch_under_onnx_runtime(tmp_path):
+    import torch
+
+    from vasa_nodes.core.motion_model import AUDIO_DIM, CONTROL_DIM, load_session
+    from vasa_nodes.train.model import INPUT_NAMES, ModelConfig, MotionDiT, export_onnx
+
+    torch.manual_seed(0)
+    model = MotionDiT(ModelConfig(width=64, layers=2))
+    for p in model.parameters():  # the modulation starts at zero; give it weight so that it is tested too
+        torch.nn.init.normal_(p, std=0.05)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, str(path), {"vasa_motion": "{}"})
+    cfg = model.cfg
+    n = cfg.context + cfg.window + cfg.lookahead
+    b = 2
+    inputs = [torch.randn(b, cfg.window, cfg.motion_dim), torch.rand(b), torch.randn(b, cfg.context, cfg.motion_dim),
+              torch.tensor([[1.0], [0.0]]), torch.randn(b, n, AUDIO_DIM), (torch.rand(b, n) > 0.3).float(),
+              torch.randn(b, CONTROL_DIM)]
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    session = load_session(path)
+    got = session.run(None, {k: v.numpy() for k, v in zip(INPUT_NAMES, inputs)})[0]
+    assert np.abs(got - expected).max() < 1e-4
+    assert session.get_modelmeta().custom_metadata_map["vasa_motion"] == "{}"
+
+
+def test_fit_learns_and_exports_a_model_the_runtime_runs(tmp_path):
+    from vasa_nodes.core.features import compute_features
+    from vasa_nodes.core.motion_model import DiffusionMotionGenerator, MotionModel
+    from vasa_nodes.train.corpus import make_utterance, save_utterances
+    from vasa_nodes.train.fit import FitSettings, fit
+
+    rng = np.random.default_rng(0)
+    utterances = [make_utterance(["Bob bought a big blue map.", "Maybe we meet at noon."], v, rng)
+                  for v in ("en-us", "fr", "de", "es", "it", "nl")]
+    save_utterances(tmp_path / "corpus.npz", utterances)
+    out = tmp_path / "model.onnx"
+    report = fit([str(tmp_path)], str(out), FitSettings(minutes=5, max_steps=120, batch=16, width=64, layers=2,
+                                                         validate_every=30), log=lambda m: None)
+    losses = [h["validation_loss"] for h in report["history"]]
+    assert report["steps"] == 120 and len(losses) == 4
+    assert losses[-1] < 0.8 * losses[0]
+    assert json.loads(out.with_suffix(".json").read_text())["steps"] == 120
+    model = MotionModel(out, steps=2)
+    assert model.info.window == 25 and model.info.extra["width"] == 64
+    frames = DiffusionMotionGenerator(model).generate(compute_features(np.zeros(16000, np.float32)))
+    assert len(frames) == 25 and np.isfinite(np.stack([f.to_vector() for f in frames])).all()

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apparent head size relative to the portrait (> 1 closer), 0.5..2")
     p.add_argument("--motion-intensity", type=float, default=1.0, metavar="0..2",
                    help="scale of head motion and gaze shifts (default 1)")
+    p.add_argument("--motion-model", metavar="MODEL.onnx|rules",
+                   help="motion model: an ONNX file from vasa-train fit, or 'rules' for the rule-based generator "
+                        "(default: the shipped diffusion model)")
+    p.add_argument("--steps", type=int, default=4, metavar="N", help="diffusion sampling steps (default 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
@@ -58,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after argument parsing so that --help stays instant.
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
+    from ..core.motion_model import MotionModelError  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings, motion_for_audio, write_video  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
+    if not 1 <= args.steps <= 50:
+        return _fail(f"--steps must be within 1..50, got {args.steps}")
     if not 64 <= args.size <= 2048:
         return _fail(f"--size must be within 64..2048, got {args.size}")
     if args.sheet:
@@ -89,14 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         motion = read_motion_csv(args.motion) if args.motion else None
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
-        settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls)
+        settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls, model=args.motion_model,
+                                    steps=args.steps)
         if motion is None:
             motion = motion_for_audio(audio, settings)
         start = time.perf_counter()
         with _progress(len(motion), disable=args.quiet) as bar:
             frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update)
         elapsed = time.perf_counter() - start
-    except (AudioError, PortraitError, RendererError, MotionFileError) as exc:
+    except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)

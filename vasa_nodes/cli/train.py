@@ -1,12 +1,16 @@
 """vasa-train: build training data for the motion model.
 
     vasa-train corpus --out DIR [--minutes 60] [--seed 0] [--languages en-us,fr,...]
+    vasa-train recorded SPEECH_DIR --out DIR [--copies 3] [--hold-out TEXT ...]
     vasa-train extract VIDEO [VIDEO ...] --out DATA.npz
+    vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N]
 
 `corpus` synthesises multilingual speech with exact phoneme timing and matching motion
-targets; `extract` tracks real talking videos (with sound) and fits the same motion vector,
-so models can be trained on your own recordings. Both write the same .npz layout:
-features (T, 80) log-mel, loudness_db, voice_activity, motion (T, 61), lengths.
+targets; `recorded` does the same for recorded speech with transcripts (forced alignment);
+`extract` tracks real talking videos (with sound) and fits the same motion vector, so
+models can be trained on your own recordings. All three write the same .npz layout:
+features (T, 80) log-mel, loudness_db, voice_activity, motion (T, 61), controls (T, 10),
+lengths. `fit` trains the motion diffusion model on any mix of them and exports ONNX.
 """
 
 from __future__ import annotations
@@ -26,6 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--minutes", type=float, default=60.0, help="amount of speech (default 60)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--languages", help="comma-separated espeak-ng voices (default: all built-in languages)")
+    r = sub.add_parser("recorded", help="recorded speech with transcripts -> aligned motion targets")
+    r.add_argument("speech", metavar="SPEECH_DIR", help="folder with transcripts.tsv files (file, text, language)")
+    r.add_argument("--out", required=True, metavar="DIR")
+    r.add_argument("--copies", type=int, default=3, help="uses of each recording: 1 clean + augmented (default 3)")
+    r.add_argument("--hold-out", nargs="*", default=[], metavar="TEXT",
+                   help="skip recordings whose path contains any of these (keep them for evaluation)")
+    r.add_argument("--seed", type=int, default=0)
+    f = sub.add_parser("fit", help="train the motion diffusion model and export it as ONNX")
+    f.add_argument("data", nargs="+", metavar="DATA", help="corpus.npz files (or folders holding one)")
+    f.add_argument("--out", required=True, metavar="MODEL.onnx")
+    f.add_argument("--minutes", type=float, default=100.0, help="training time budget (default 100)")
+    f.add_argument("--steps", type=int, default=0, help="stop after this many steps (default: time budget only)")
+    f.add_argument("--batch", type=int, default=64)
+    f.add_argument("--width", type=int, default=160)
+    f.add_argument("--layers", type=int, default=4)
+    f.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    f.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("extract", help="fit motion to real talking videos with sound")
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--out", required=True, metavar="DATA.npz")
@@ -51,6 +72,39 @@ def main(argv: list[str] | None = None) -> int:
                                        progress=lambda s: bar.update(round(s)))
             print(f"{PROG}: {summary['utterances']} utterances, {summary['minutes']} min, "
                   f"languages {', '.join(summary['languages'])} -> {args.out}/corpus.npz")
+        elif args.command == "recorded":
+            import json  # noqa: PLC0415
+            from pathlib import Path  # noqa: PLC0415
+
+            import numpy as np  # noqa: PLC0415
+
+            from ..train.corpus import save_utterances  # noqa: PLC0415
+            from ..train.recorded import recorded_utterances  # noqa: PLC0415
+
+            if args.copies < 1:
+                raise ValueError("--copies must be at least 1")
+            utterances, rows = recorded_utterances(args.speech, args.copies, np.random.default_rng(args.seed),
+                                                   args.hold_out)
+            if not utterances:
+                raise ValueError(f"no usable recordings under {args.speech} (transcripts.tsv files with file, text)")
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            save_utterances(out / "corpus.npz", utterances)
+            minutes = sum(r["duration_s"] for r in rows) / 60
+            (out / "corpus.json").write_text(json.dumps({"recordings": rows, "copies": args.copies,
+                                                         "hold_out": args.hold_out, "minutes": round(minutes, 2),
+                                                         "items": [u.meta for u in utterances]},
+                                                        indent=1, ensure_ascii=False))
+            print(f"{PROG}: {len(rows)} recordings, {minutes:.1f} min, languages "
+                  f"{', '.join(sorted({r['language'] for r in rows}))}, x{args.copies} -> {out}/corpus.npz")
+        elif args.command == "fit":
+            from ..train.fit import FitSettings, fit  # noqa: PLC0415
+
+            settings = FitSettings(minutes=args.minutes, max_steps=args.steps, batch=args.batch, width=args.width,
+                                   layers=args.layers, threads=args.threads, seed=args.seed)
+            report = fit(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
+            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation loss "
+                  f"{report['validation_loss']:.4f} -> {args.out}")
         else:
             from ..core.portrait import FaceFitter  # noqa: PLC0415
             from ..train.corpus import save_utterances  # noqa: PLC0415

@@ -112,11 +112,21 @@ def align_transcript(audio: Audio, transcript: str) -> list[Phone]:
     """Phone times of English speech from its transcript (pocketsphinx forced alignment)."""
     from pocketsphinx import Decoder  # noqa: PLC0415
 
-    words = " ".join("".join(c for c in transcript.lower() if c.isalpha() or c in " '").split())
+    # Hyphens and dashes separate words ("forty-two", "picture-books"); curly apostrophes are apostrophes.
+    text = transcript.lower().replace("\u2019", "'").replace("\u2018", "'")
+    words = " ".join("".join(c if c.isalpha() or c == "'" else " " for c in text).split())
+    words = " ".join(w.strip("'") for w in words.split() if w.strip("'"))
     if not words:
         raise EvaluationError("the transcript has no words")
-    pcm = (np.clip(audio.samples, -1, 1) * 32767).astype(np.int16).tobytes()
+    # A little dither (-66 dBFS): pocketsphinx's feature normalisation fails on digital silence.
+    dither = np.random.default_rng(0).standard_normal(len(audio.samples)) * 5e-4
+    pcm = (np.clip(audio.samples + dither, -1, 1) * 32767).astype(np.int16).tobytes()
     decoder = Decoder(samprate=audio.sample_rate, bestpath=False, loglevel="FATAL")
+    for word in sorted(set(words.split())):
+        if decoder.lookup_word(word) is None:  # not in the dictionary: pronounce it with espeak-ng
+            phones = _espeak_pronunciation(word)
+            if phones:
+                decoder.add_word(word, phones, True)
     try:
         decoder.set_align_text(words)
     except (RuntimeError, KeyError) as exc:
@@ -136,6 +146,39 @@ def align_transcript(audio: Audio, transcript: str) -> list[Phone]:
     if alignment is None:
         raise EvaluationError("the transcript could not be aligned to the audio")
     return [Phone(p.name, p.start / 100.0, (p.start + p.duration) / 100.0) for w in alignment for p in w]
+
+
+# espeak-ng English phoneme mnemonics -> CMU ARPAbet (longest prefix first), for words
+# missing from pocketsphinx's dictionary.
+_ESPEAK_ARPABET = sorted({
+    "tS": "CH", "dZ": "JH", "aI@": "AY ER", "aI": "AY", "aU": "AW", "eI": "EY", "oU": "OW", "OI": "OY",
+    "O:": "AO", "A:": "AA", "A@": "AA R", "e@": "EH R", "i@": "IH R", "o@": "AO R", "O@": "AO R", "U@": "UH R",
+    "3:": "ER", "3": "ER", "@L": "AH L", "i:": "IY", "u:": "UW", "I": "IH", "i": "IY", "E": "EH", "a": "AE",
+    "&": "AE", "0": "AA", "O": "AO", "A": "AA", "V": "AH", "U": "UH", "u": "UW", "@": "AH", "e": "EH", "o": "OW",
+    "T": "TH", "D": "DH", "S": "SH", "Z": "ZH", "N": "NG", "j": "Y", "w": "W", "h": "HH", "r": "R", "l": "L",
+    "m": "M", "n": "N", "p": "P", "b": "B", "t": "T", "d": "D", "k": "K", "g": "G", "f": "F", "v": "V",
+    "s": "S", "z": "Z", "x": "K", "4": "T",
+}.items(), key=lambda kv: -len(kv[0]))
+
+
+def _espeak_pronunciation(word: str) -> str:
+    """ARPAbet pronunciation of an English word as espeak-ng reads it ("" if none)."""
+    from .tts import TTSError, synthesize  # noqa: PLC0415
+
+    try:
+        events = synthesize(word, voice="en-us").phonemes
+    except TTSError:
+        return ""
+    out = []
+    for e in events:
+        p = e.phoneme.strip().lstrip("'ˈ,%=")
+        if not p or p.startswith("_"):
+            continue
+        for mnemonic, arpabet in _ESPEAK_ARPABET:
+            if p.startswith(mnemonic):
+                out.append(arpabet)
+                break
+    return " ".join(out)
 
 
 def read_phones(path: str | Path) -> list[Phone]:

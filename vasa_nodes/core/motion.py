@@ -104,6 +104,15 @@ class Controls:
         )
 
 
+def emotion_offset(controls: Controls) -> np.ndarray:
+    """(52,) blendshape offset of the controls' emotion at its intensity."""
+    out = np.zeros(NUM_BLENDSHAPES, np.float32)
+    c = controls.validated()
+    for name, v in _EMOTION_OFFSETS[c.emotion].items():
+        out[INDEX[name]] = v * c.emotion_intensity
+    return out
+
+
 def _smoothing(rate_per_s: float, fps: float) -> float:
     """Per-frame coefficient of a one-pole filter with the given bandwidth."""
     return float(1.0 - np.exp(-rate_per_s / fps))
@@ -154,6 +163,20 @@ class RuleBasedMotionGenerator:
 
     def set_controls(self, controls: Controls) -> None:
         self.controls = controls.validated()
+
+    @property
+    def frames_received(self) -> int:
+        """Feature frames consumed so far (= frames generated; the next frame's index)."""
+        return self._frame
+
+    def settle(self) -> None:
+        """Jump the eased states (emotion, distance) to the current controls' targets, as if
+        they had been in force for a while."""
+        self._emotion = emotion_offset(self.controls).astype(np.float64)
+        self._scale = self._scale_target()
+
+    def _scale_target(self) -> float:
+        return self.controls.head_scale if self.controls.distance_enabled else 1.0
 
     def _draw_blink_interval(self) -> float:
         # Mean ~3.5 s (17 blinks/min), never closer than 1.2 s.
@@ -249,13 +272,9 @@ class RuleBasedMotionGenerator:
             gaze = self._gaze
 
         # Emotion offset eases in, and distance (scale) eases to its target.
-        target = np.zeros(NUM_BLENDSHAPES)
-        for name, v in _EMOTION_OFFSETS[c.emotion].items():
-            target[INDEX[name]] = v * c.emotion_intensity
-        self._emotion += _smoothing(3.0, self.fps) * (target - self._emotion)
+        self._emotion += _smoothing(3.0, self.fps) * (emotion_offset(c) - self._emotion)
         b = b + self._emotion
-        scale_target = c.head_scale if c.distance_enabled else 1.0
-        self._scale += _smoothing(2.0, self.fps) * (scale_target - self._scale)
+        self._scale += _smoothing(2.0, self.fps) * (self._scale_target() - self._scale)
 
         self._prev_loud = loudness_db
         frame = MotionFrame(

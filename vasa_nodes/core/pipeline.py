@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import Audio
-from .features import StreamingFeatureExtractor
+from .features import StreamingFeatureExtractor, compute_features
 from .motion import Controls, MotionFrame, RuleBasedMotionGenerator
+from .motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel
 from .portrait import Portrait
 from .renderer import FaceRenderer
 from .video import VideoWriter
@@ -26,14 +27,19 @@ class GenerateSettings:
     fps: int = 25
     seed: int = 0
     controls: Controls | None = None
+    model: str | None = None  # ONNX motion model; None: the shipped one; "rules": rule-based generator
+    steps: int = 4
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
     """Motion frames for the whole clip: ceil(duration * fps) frames.
 
-    The audio is fed in 20 ms chunks through the same streaming extractor and generator
-    the nodes run, so offline and live output agree frame for frame.
+    With the diffusion model, whole windows of the model's frame rate, resampled to
+    `fps` if that differs. With the rules, the audio is fed in 20 ms chunks through the
+    same streaming extractor and generator the nodes run, so offline and live agree.
     """
+    if settings.model != "rules":
+        return _diffusion_motion(audio, settings)
     extractor = StreamingFeatureExtractor(settings.fps)
     generator = RuleBasedMotionGenerator(settings.fps, seed=settings.seed, controls=settings.controls)
     frames: list[MotionFrame] = []
@@ -64,3 +70,20 @@ def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | No
     finally:
         renderer.close()
     return len(motion)
+
+
+def _diffusion_motion(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
+    model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps)
+    generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls)
+    features = compute_features(audio.samples, model.info.fps)
+    frames = generator.generate(features)
+    n = int(np.ceil(len(audio.samples) / audio.sample_rate * settings.fps - 1e-9))
+    if abs(model.info.fps - settings.fps) < 1e-6:
+        return frames[:n]
+    # Another video rate: interpolate the motion vectors in time.
+    x = np.stack([f.to_vector() for f in frames])
+    va = np.array([f.voice_activity for f in frames])
+    src = np.arange(len(frames)) / model.info.fps
+    dst = np.arange(n) / settings.fps
+    out = np.stack([np.interp(dst, src, x[:, j]) for j in range(x.shape[1])], axis=1)
+    return [MotionFrame.from_vector(v, k, float(np.interp(dst[k], src, va))) for k, v in enumerate(out)]

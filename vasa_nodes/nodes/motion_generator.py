@@ -1,8 +1,9 @@
 """motion_generator: AudioFeatures + AvatarControl -> FaceMotion (/vasa/face_motion), one per video frame.
 
 While speech streams in, each feature frame becomes a motion frame stamped on the audio's
-clock. Between streams a timer keeps producing idle frames (blinks, head sway, gaze
-shifts, mouth closed) on the node's clock, so the face never freezes.
+clock: with the diffusion model (default) one frame after its audio arrived (look-ahead),
+with the rules at once. Between streams a timer keeps producing idle frames (blinks, head
+sway, gaze shifts, mouth closed) on the node's clock, so the face never freezes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import sys
 from rclpy.node import Node
 
 from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
+from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
-from .common import (CONTROL_QOS, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, controls_from_msg,
+from .common import (CONTROL_QOS, StartupError, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, controls_from_msg,
                      describe, features_from_msg, motion_to_msg, run_node, to_ns)
 
 NAME = "motion_generator"
@@ -30,7 +32,35 @@ class MotionGeneratorNode(Node):
         self.idle = self.declare_parameter(
             "idle_motion", True, describe("publish idle frames between speech streams")).value
         self.period_ns = int(round(1e9 / self.fps))
-        self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
+        model = self.declare_parameter(
+            "model", "", describe("motion model: path to an ONNX motion model, empty for the shipped one, or "
+                                  "'rules' for the rule-based generator", read_only=True)).value
+        steps = self.declare_parameter(
+            "sampling_steps", 4, describe("diffusion sampling steps per frame", read_only=True,
+                                          int_range=(1, 50))).value
+        guidance = Guidance(
+            audio=self.declare_parameter("guidance_audio", 1.5, describe(
+                "classifier-free guidance scale of the audio (1: none)", read_only=True,
+                float_range=(0.0, 5.0))).value,
+            controls=self.declare_parameter("guidance_controls", 1.5, describe(
+                "classifier-free guidance scale of gaze, distance and emotion (1: none)", read_only=True,
+                float_range=(0.0, 5.0))).value)
+        lookahead = self.declare_parameter(
+            "lookahead_frames", 1, describe("audio frames the diffusion model waits for past each frame (latency "
+                                            "vs. lip anticipation)", read_only=True, int_range=(0, 5))).value
+        if model == "rules":
+            self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
+        else:
+            try:
+                motion_model = MotionModel(model or DEFAULT_MODEL, steps=steps, guidance=guidance)
+            except ValueError as exc:  # MotionModelError included
+                raise StartupError(NAME, str(exc)) from None
+            if abs(motion_model.info.fps - self.fps) > 1e-3:
+                raise StartupError(NAME, f"the motion model runs at {motion_model.info.fps:g} fps, not {self.fps}")
+            self.generator = DiffusionMotionGenerator(motion_model, seed=seed, controls=Controls(),
+                                                      lookahead_frames=lookahead)
+            self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps")
+        self._stream_base = 0  # generator frame index of the current stream's frame 0
         self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
         self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)
         self.create_subscription(AvatarControl, TOPIC_CONTROL, self._on_control, CONTROL_QOS)
@@ -67,12 +97,23 @@ class MotionGeneratorNode(Node):
             self.get_logger().error(f"ignored AudioFeatures at {msg.frame_rate} fps; this node runs at {self.fps} fps",
                                     throttle_duration_sec=5.0)
             return
+        if not self._streaming:  # a new stream: its frame 0 is the generator's next frame
+            self._stream_base = self.generator.frames_received - int(msg.frame_offset)
+            self._stream_t0_ns = to_ns(msg.header.stamp) - int(msg.frame_offset) * self.period_ns
         self._streaming = not msg.end_of_stream
         self._last_features_ns = self.get_clock().now().nanoseconds
-        first_ns = to_ns(msg.header.stamp)
-        for i, motion in enumerate(self.generator.generate(frames)):
-            stamp = first_ns + i * self.period_ns
-            self.pub.publish(motion_to_msg(motion, self.fps, stamp))
+        if isinstance(self.generator, DiffusionMotionGenerator):
+            motion = self.generator.push(frames)
+            if msg.end_of_stream:
+                motion += self.generator.finish()
+        else:
+            motion = self.generator.generate(frames)
+        self._publish(motion)
+
+    def _publish(self, motion) -> None:
+        for m in motion:
+            stamp = self._stream_t0_ns + (m.frame_index - self._stream_base) * self.period_ns
+            self.pub.publish(motion_to_msg(m, self.fps, stamp))
             self._next_idle_ns = stamp + self.period_ns
 
     def _on_timer(self) -> None:
@@ -80,6 +121,8 @@ class MotionGeneratorNode(Node):
         if self._streaming and now - self._last_features_ns > self.stream_timeout_s * 1e9:
             self.get_logger().warning("audio features stopped without end_of_stream; idling")
             self._streaming = False
+            if isinstance(self.generator, DiffusionMotionGenerator):
+                self._publish(self.generator.finish())
         if self._streaming or not self.idle:
             return
         now -= self.idle_delay_ns

@@ -18,7 +18,8 @@ import numpy as np
 from ..core.audio import SAMPLE_RATE
 from ..core.blendshapes import INDEX
 from ..core.features import compute_features
-from ..core.motion import MOTION_DIM, RuleBasedMotionGenerator
+from ..core.motion import EMOTIONS, MOTION_DIM, Controls, RuleBasedMotionGenerator, emotion_offset
+from ..core.motion_model import CONTROL_DIM, controls_vector
 from ..core.tts import synthesize
 from .visemes import MOUTH_CHANNELS, articulation
 
@@ -50,10 +51,12 @@ class Utterance:
     voice_activity: np.ndarray  # (T,)
     motion: np.ndarray       # (T, MOTION_DIM) targets, MotionFrame.to_vector layout
     meta: dict
+    controls: np.ndarray | None = None  # (T, CONTROL_DIM) the controls the motion obeys (None: all free)
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Level, noise, reverberation and band limits: the ways recordings differ from clean TTS."""
+    """Level, noise, reverberation, band limits and codec-like quantisation: the ways
+    recordings differ from clean TTS (and from each other)."""
     from scipy.signal import butter, fftconvolve, sosfilt  # noqa: PLC0415
 
     info: dict = {}
@@ -78,39 +81,92 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         p_signal = np.mean(y ** 2) + 1e-12
         y = y + noise * np.sqrt(p_signal / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
         info["snr_db"] = round(snr_db, 1)
-    gain_db = rng.uniform(-18, 0)
+    if rng.random() < 0.2:  # coarse quantisation (8-bit / mu-law-like codecs)
+        bits = int(rng.integers(6, 10))
+        peak = np.abs(y).max() + 1e-9
+        y = np.round(y / peak * (2 ** (bits - 1))) / (2 ** (bits - 1)) * peak
+        info["bits"] = bits
+    gain_db = rng.uniform(-30, 0)
     y = y / (np.abs(y).max() + 1e-9) * 10 ** (gain_db / 20)
     info["peak_db"] = round(gain_db, 1)
     return y.astype(np.float32), info
 
 
-def make_utterance(text: str, voice: str, rng: np.random.Generator, augmented: bool = True) -> Utterance:
-    """One training utterance: audio features and motion targets, frame for frame."""
+def speed_and_pitch(clean: np.ndarray, phones, factor: float):
+    """Play `clean` `factor` times faster (pitch and formants up by the same factor), with
+    its phone times to match: another voice size and speaking rate from one recording."""
     import soxr  # noqa: PLC0415
 
-    variant = rng.choice(["", "+m1", "+m3", "+f1", "+f3", "+f4"])
-    speech = synthesize(text, voice=voice + variant, rate_wpm=int(rng.integers(120, 210)),
-                        pitch=int(rng.integers(25, 80)), pitch_range=int(rng.integers(20, 90)))
-    lead = np.zeros(int(rng.uniform(0.2, 0.8) * SAMPLE_RATE), np.float32)
-    tail = np.zeros(int(rng.uniform(0.3, 1.0) * SAMPLE_RATE), np.float32)
-    clean = np.concatenate([lead, soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE), tail])
-    offset = len(lead) / SAMPLE_RATE
-    phones = [(p.phoneme, p.start_s + offset, p.end_s + offset) for p in speech.phonemes]
-    audio, info = augment(clean, rng) if augmented else (clean, {})
+    y = soxr.resample(clean, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
+    return y, [(p, s / factor, e / factor) for p, s, e in phones]
 
-    # Non-verbal motion from the clean audio (the augmentation must not change the targets).
+
+def random_controls(rng: np.random.Generator) -> Controls:
+    """Controls an utterance is performed with: often free, sometimes commanded."""
+    emotion = str(rng.choice(EMOTIONS)) if rng.random() < 0.6 else "neutral"
+    return Controls(
+        gaze_enabled=bool(rng.random() < 0.35), gaze_yaw=float(rng.uniform(-0.45, 0.45)),
+        gaze_pitch=float(rng.uniform(-0.3, 0.3)),
+        distance_enabled=bool(rng.random() < 0.35), head_scale=float(np.exp(rng.uniform(-0.35, 0.35))),
+        emotion=emotion, emotion_intensity=float(rng.uniform(0.3, 1.0)) if emotion != "neutral" else 0.0)
+
+
+def performed_motion(clean: np.ndarray, phones, alphabet: str, controls: Controls, rng: np.random.Generator,
+                     n_frames: int) -> np.ndarray:
+    """Motion targets for clean speech with known phone times: articulation from the phones,
+    head, gaze, blinks and brows from the rules on the audio, all under `controls`."""
     clean_features = compute_features(clean, FPS)
-    generator = RuleBasedMotionGenerator(FPS, seed=int(rng.integers(1 << 31)))
-    motion = np.stack([m.to_vector() for m in generator.generate(clean_features)])
-    mouth = articulation(phones, len(motion), FPS)
+    generator = RuleBasedMotionGenerator(FPS, seed=int(rng.integers(1 << 31)), controls=controls)
+    generator.settle()
+    motion = np.stack([m.to_vector() for m in generator.generate(clean_features)])[:n_frames]
+    mouth = articulation(phones, len(motion), FPS, alphabet=alphabet)
     channels = [INDEX[name] for name in MOUTH_CHANNELS]
-    motion[:, channels] = mouth[:, channels]
+    offset = emotion_offset(controls)
+    motion[:, channels] = np.clip(mouth[:, channels] + offset[channels], 0.0, 1.0)
+    return motion
 
+
+def make_utterance(texts: list[str] | str, voice: str, rng: np.random.Generator, augmented: bool = True,
+                   controls: Controls | None = None) -> Utterance:
+    """One training utterance: a few sentences in one voice with pauses between them; audio
+    features and motion targets, frame for frame."""
+    import soxr  # noqa: PLC0415
+
+    texts = [texts] if isinstance(texts, str) else texts
+    variant = str(rng.choice(["", "+m1", "+m3", "+f1", "+f3", "+f4"]))
+    rate, pitch, pitch_range = int(rng.integers(120, 210)), int(rng.integers(25, 80)), int(rng.integers(20, 90))
+    parts = [np.zeros(int(rng.uniform(0.2, 1.5) * SAMPLE_RATE), np.float32)]
+    phones = []
+    for k, text in enumerate(texts):
+        speech = synthesize(text, voice=voice + variant, rate_wpm=rate, pitch=pitch, pitch_range=pitch_range)
+        offset = sum(len(p) for p in parts) / SAMPLE_RATE
+        phones += [(p.phoneme, p.start_s + offset, p.end_s + offset) for p in speech.phonemes]
+        parts.append(soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE).astype(np.float32))
+        pause = rng.uniform(0.2, 1.0) if rng.random() < 0.7 else rng.uniform(1.5, 5.0)
+        parts.append(np.zeros(int((pause if k < len(texts) - 1 else rng.uniform(0.3, 2.0)) * SAMPLE_RATE),
+                              np.float32))
+    clean = np.concatenate(parts)
+    controls = controls or random_controls(rng)
+    meta = {"text": " ".join(texts), "voice": voice + variant, "phones": [[p, round(s, 4), round(e, 4)]
+                                                                          for p, s, e in phones]}
+    return utterance_from_audio(clean, phones, "espeak", controls, rng, augmented, meta)
+
+
+def utterance_from_audio(clean: np.ndarray, phones, alphabet: str, controls: Controls, rng: np.random.Generator,
+                         augmented: bool, meta: dict) -> Utterance:
+    """Features of the (augmented) audio and the motion performed on the clean one."""
+    if augmented and rng.random() < 0.3:
+        factor = float(rng.uniform(0.9, 1.12))
+        clean, phones = speed_and_pitch(clean, phones, factor)
+        meta = {**meta, "speed_pitch_factor": round(factor, 3)}
+    audio, info = augment(clean, rng) if augmented else (clean, {})
     features = compute_features(audio, FPS)
+    motion = performed_motion(clean, phones, alphabet, controls, rng, len(features))
     assert len(features) == len(motion)
-    meta = {"text": text, "voice": voice + variant, "duration_s": round(len(clean) / SAMPLE_RATE, 3),
-            "phones": [[p, round(s, 4), round(e, 4)] for p, s, e in phones], "augmentation": info}
-    return Utterance(features.features, features.loudness_db, features.voice_activity, motion, meta)
+    meta = {**meta, "duration_s": round(len(clean) / SAMPLE_RATE, 3), "augmentation": info,
+            "controls": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(controls).items()}}
+    ctrl = np.repeat(controls_vector(controls)[None], len(motion), 0)
+    return Utterance(features.features, features.loudness_db, features.voice_activity, motion, meta, ctrl)
 
 
 def build_corpus(out_dir: str | Path, minutes: float, seed: int = 0, languages: list[str] | None = None,
@@ -127,7 +183,8 @@ def build_corpus(out_dir: str | Path, minutes: float, seed: int = 0, languages: 
     total_s = 0.0
     while total_s < minutes * 60:
         language = str(rng.choice(languages))
-        utterance = make_utterance(str(rng.choice(TEXTS[language])), language, rng)
+        texts = [str(t) for t in rng.choice(TEXTS[language], size=int(rng.integers(1, 4)))]
+        utterance = make_utterance(texts, language, rng)
         utterance.meta["language"] = language
         utterances.append(utterance)
         total_s += utterance.meta["duration_s"]
@@ -144,7 +201,7 @@ def build_corpus(out_dir: str | Path, minutes: float, seed: int = 0, languages: 
 
 def save_utterances(path: str | Path, utterances: list[Utterance]) -> np.ndarray:
     """Write utterances into one .npz: frames concatenated (features, loudness_db, voice_activity,
-    motion) and `lengths`, the frame count of each utterance. Returns the lengths."""
+    motion, controls) and `lengths`, the frame count of each utterance. Returns the lengths."""
     lengths = np.array([len(u.motion) for u in utterances])
     np.savez_compressed(
         path,
@@ -152,6 +209,8 @@ def save_utterances(path: str | Path, utterances: list[Utterance]) -> np.ndarray
         loudness_db=np.concatenate([u.loudness_db for u in utterances]),
         voice_activity=np.concatenate([u.voice_activity for u in utterances]),
         motion=np.concatenate([u.motion for u in utterances]),
+        controls=np.concatenate([u.controls if u.controls is not None else
+                                 np.zeros((len(u.motion), CONTROL_DIM), np.float32) for u in utterances]),
         lengths=lengths,
     )
     return lengths

@@ -1,0 +1,90 @@
+"""Motion model speed on this machine: offline throughput and streaming latency.
+
+    .venv/bin/python -P benchmarks/bench_motion.py [--model MODEL.onnx] [--audio SPEECH] [--steps 4]
+
+Offline: motion frames per second of DiffusionMotionGenerator.generate() over a minute of
+speech (features excluded and reported apart). Streaming: the audio is played in real
+time in 20 ms chunks through the streaming feature extractor and generator; reported is
+the time from the arrival of the first chunk until the first motion frame is ready, and
+for every frame the time from the arrival of the audio it waits for (its own frame and
+the look-ahead) until it is ready. Speed is measured here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from vasa_nodes.core.audio import SAMPLE_RATE, load_audio
+from vasa_nodes.core.features import StreamingFeatureExtractor, compute_features
+from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel
+from vasa_nodes.core.tts import synthesize
+
+CHUNK = 320  # 20 ms
+
+
+def speech(seconds: float, path: str | None) -> np.ndarray:
+    if path:
+        x = load_audio(path).samples
+    else:
+        import soxr
+
+        s = synthesize("Peter and Maria bought a bright blue boat, and sailed to the island at noon. " * 3)
+        x = soxr.resample(s.samples, s.sample_rate, SAMPLE_RATE).astype(np.float32)
+    return np.tile(x, int(np.ceil(seconds * SAMPLE_RATE / len(x))))[:int(seconds * SAMPLE_RATE)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--audio", help="speech file (default: synthesised English)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=10, help="streaming trials of 4 s each")
+    args = parser.parse_args()
+    model = MotionModel(args.model, steps=args.steps)
+    print(f"model {args.model} on {model.provider}, {args.steps} steps")
+    x = speech(60.0, args.audio)
+
+    t = time.perf_counter()
+    feats = compute_features(x)
+    t_feat = time.perf_counter() - t
+    gen = DiffusionMotionGenerator(model, seed=0)
+    gen.generate(compute_features(x[:SAMPLE_RATE]))  # warm-up
+    gen.reset()
+    t = time.perf_counter()
+    frames = gen.generate(feats)
+    t_gen = time.perf_counter() - t
+    print(f"offline: {len(frames)} frames in {t_gen:.2f} s = {len(frames) / t_gen:.0f} motion frames/s "
+          f"(features: {len(frames) / t_feat:.0f} frames/s)")
+
+    first, per_frame = [], []
+    clip = x[:4 * SAMPLE_RATE]
+    for trial in range(args.trials):
+        extractor = StreamingFeatureExtractor(25.0)
+        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=1)
+        start = time.perf_counter()  # the first chunk arrives at start
+        got = 0
+        for k in range(0, len(clip) // CHUNK):
+            arrival = start + k * CHUNK / SAMPLE_RATE
+            while time.perf_counter() < arrival:
+                time.sleep(max(0.0, arrival - time.perf_counter()))
+            for f in gen.push(extractor.push(clip[k * CHUNK:(k + 1) * CHUNK])):
+                ready = time.perf_counter()
+                if got == 0:
+                    first.append(ready - start)
+                # Frame f waits for audio up to the end of frame f + 1 plus the feature window's
+                # look-ahead (192 samples): that sample arrives with its chunk.
+                needed = (f.frame_index + 2) * 640 + 192
+                needed_arrival = start + (int(np.ceil(needed / CHUNK)) - 1) * CHUNK / SAMPLE_RATE
+                per_frame.append(ready - needed_arrival)
+                got += 1
+    first_ms, per_ms = 1000 * np.array(first), 1000 * np.array(per_frame)
+    print(f"streaming: first motion frame ready {np.median(first_ms):.0f} ms (max {first_ms.max():.0f}) after the "
+          f"first 20 ms chunk arrived; each frame {np.median(per_ms):.1f} ms (p95 {np.percentile(per_ms, 95):.1f}) "
+          f"after the audio it waits for; {len(per_ms)} frames over {args.trials} trials")
+
+
+if __name__ == "__main__":
+    main()

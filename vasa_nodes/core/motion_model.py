@@ -1,0 +1,354 @@
+"""Motion diffusion model at run time: ONNX Runtime, numpy, no torch.
+
+The model (trained by `vasa-train fit`, see vasa_nodes/train/model.py) denoises a window
+of W motion frames given K frames of previous motion, the audio features of those K + W
+frames plus L frames of look-ahead, and optional controls (gaze direction, head distance,
+emotion). It predicts the clean window x0; a few deterministic DDIM steps turn seeded noise
+into motion. Classifier-free guidance mixes three predictions per step: with all
+conditions, without audio, and without controls, each with its own scale.
+
+Two ways to run it, same weights:
+- offline (`generate`): whole windows of W frames, each continuing the previous one's
+  last K frames, so any length of audio is covered seamlessly in constant memory;
+- streaming (`push` / `finish` / `idle`): one frame at a time, as soon as its audio and
+  one frame of look-ahead are in, the window's later frames only guessed (their audio
+  masked) and thrown away.
+
+Everything the sampler needs besides the weights (sizes, normalisation, schedule) is
+stored in the ONNX file's metadata, so the .onnx file is the whole model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .features import N_MELS, FeatureFrames
+from .motion import EMOTIONS, Controls, MotionFrame
+
+# --- Shared with training (vasa_nodes/train): the model's input conventions. ---
+
+AUDIO_DIM = N_MELS + 1
+"""Per-frame audio input: 80 normalised log-mel values + voice activity."""
+
+CONTROL_LAYOUT = ("gaze_on", "gaze_yaw", "gaze_pitch", "distance_on", "head_scale",
+                  "emotion_on", *EMOTIONS[1:])
+"""Per-frame control vector: three groups (gaze, distance, emotion), each with an 'on' flag;
+a group that is off is unconditioned (free gaze, free distance, any emotion)."""
+CONTROL_DIM = len(CONTROL_LAYOUT)
+CONTROL_GROUPS = {"gaze": (0, 3), "distance": (3, 5), "emotion": (5, CONTROL_DIM)}
+
+PEAK_FLOOR = -6.5
+"""Lowest reference level (log10 power) of the audio normaliser: quieter input is silence."""
+PEAK_DECAY_PER_S = 0.05
+"""How fast the normaliser's reference level falls in a pause (log10 power per second)."""
+
+
+def controls_vector(controls: Controls | None) -> np.ndarray:
+    """CONTROL_LAYOUT vector of validated controls (None: everything free)."""
+    v = np.zeros(CONTROL_DIM, np.float32)
+    if controls is None:
+        return v
+    c = controls.validated()
+    if c.gaze_enabled:
+        v[0:3] = 1.0, c.gaze_yaw, c.gaze_pitch
+    if c.distance_enabled:
+        v[3:5] = 1.0, c.head_scale - 1.0
+    v[5] = 1.0
+    if c.emotion != "neutral":
+        v[6 + EMOTIONS.index(c.emotion) - 1] = c.emotion_intensity
+    return v
+
+
+class AudioNormalizer:
+    """Causal level normalisation of log-mel frames: each frame relative to a running peak of
+    the frame loudness (mean log-mel), so quiet and loud recordings look alike, and digital
+    silence stays at the floor. Streaming and whole-file use give identical output."""
+
+    def __init__(self, fps: float = 25.0):
+        self.decay = PEAK_DECAY_PER_S / fps
+        self.reset()
+
+    def reset(self) -> None:
+        self._peak = PEAK_FLOOR
+
+    def __call__(self, frames: FeatureFrames) -> np.ndarray:
+        """(n, AUDIO_DIM) model input for the next n frames of a stream."""
+        out = np.empty((len(frames), AUDIO_DIM), np.float32)
+        level = frames.features.mean(axis=1)
+        for i in range(len(frames)):
+            self._peak = max(float(level[i]), self._peak - self.decay, PEAK_FLOOR)
+            out[i, :N_MELS] = np.clip(frames.features[i] - self._peak, -7.0, 1.0) / 3.0 + 1.0
+        out[:, N_MELS] = frames.voice_activity
+        return out
+
+
+def normalize_audio(frames: FeatureFrames, fps: float = 25.0) -> np.ndarray:
+    """AudioNormalizer over a whole stream."""
+    return AudioNormalizer(fps)(frames)
+
+
+def alpha_bar(t: np.ndarray) -> np.ndarray:
+    """Cosine noise schedule: signal fraction at diffusion time t in [0, 1]."""
+    return np.clip(np.cos((np.asarray(t, np.float64) + 0.008) / 1.008 * math.pi / 2) ** 2, 1e-4, 1.0)
+
+
+# --- Run time ---
+
+class MotionModelError(ValueError):
+    """The model file is missing, unreadable or not a motion model."""
+
+
+@dataclass
+class Guidance:
+    """Classifier-free guidance scales (1 = plain conditional prediction)."""
+
+    audio: float = 1.5
+    controls: float = 1.5
+
+
+@dataclass
+class ModelInfo:
+    context: int   # K
+    window: int    # W
+    lookahead: int  # L
+    motion_dim: int
+    fps: float
+    mean: np.ndarray
+    std: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    @staticmethod
+    def from_metadata(meta: dict[str, str]) -> "ModelInfo":
+        try:
+            cfg = json.loads(meta["vasa_motion"])
+            return ModelInfo(int(cfg["context"]), int(cfg["window"]), int(cfg["lookahead"]), int(cfg["motion_dim"]),
+                             float(cfg["fps"]), np.asarray(cfg["mean"], np.float32), np.asarray(cfg["std"], np.float32),
+                             cfg)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise MotionModelError(f"not a vasa_nodes motion model (metadata: {exc})") from None
+
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "motion_dit.onnx"
+"""The shipped model, installed inside the Python package."""
+
+
+def load_session(path: str | Path):
+    """An ONNX Runtime session on the best provider here (CUDA when present, else CPU)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        raise MotionModelError(f"motion model not found: {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise MotionModelError(f"cannot load motion model {path}: {str(exc).splitlines()[0]}") from None
+
+
+class MotionModel:
+    """The denoiser and its sampler (stateless; see DiffusionMotionGenerator for streams)."""
+
+    def __init__(self, path: str | Path = DEFAULT_MODEL, steps: int = 4, guidance: Guidance | None = None):
+        self.session = load_session(path)
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.steps = int(steps)
+        if not 1 <= self.steps <= 50:
+            raise ValueError(f"sampling steps must be 1-50, got {steps}")
+        self.guidance = guidance or Guidance()
+        self.provider = self.session.get_providers()[0]
+
+    def sample(self, context: np.ndarray | None, audio: np.ndarray, audio_mask: np.ndarray, controls: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """Motion window (W, D), denormalised, from
+        context: (K, D) previous motion (denormalised) or None at a stream start;
+        audio: (K + W + L, AUDIO_DIM) normalised audio; audio_mask: (K + W + L,) 1 where known;
+        controls: (CONTROL_DIM,) CONTROL_LAYOUT vector."""
+        i = self.info
+        n = i.context + i.window + i.lookahead
+        if audio.shape != (n, AUDIO_DIM) or audio_mask.shape != (n,):
+            raise ValueError(f"audio must be ({n}, {AUDIO_DIM}) with a ({n},) mask")
+        ctx = np.zeros((i.context, i.motion_dim), np.float32) if context is None else \
+            (np.asarray(context, np.float32) - i.mean) / i.std
+        ctx_mask = np.float32(0.0 if context is None else 1.0)
+        # Batch of three: all conditions, no audio, no controls (classifier-free guidance).
+        batch = 3
+        feeds = {
+            "context": np.repeat(ctx[None], batch, 0),
+            "context_mask": np.full((batch, 1), ctx_mask, np.float32),
+            "audio": np.repeat(audio[None].astype(np.float32), batch, 0),
+            "audio_mask": np.stack([audio_mask, np.zeros_like(audio_mask), audio_mask]).astype(np.float32),
+            "controls": np.stack([controls, controls, np.zeros_like(controls)]).astype(np.float32),
+        }
+        x = rng.standard_normal((i.window, i.motion_dim)).astype(np.float32)
+        times = np.linspace(1.0, 0.0, self.steps + 1)
+        g = self.guidance
+        for t, t_next in zip(times[:-1], times[1:]):
+            feeds["x_t"] = np.repeat(x[None], batch, 0)
+            feeds["t"] = np.full(batch, t, np.float32)
+            full, no_audio, no_controls = self.session.run(None, feeds)[0]
+            x0 = full + (g.audio - 1.0) * (full - no_audio) + (g.controls - 1.0) * (full - no_controls)
+            a, a_next = float(alpha_bar(t)), float(alpha_bar(t_next))
+            eps = (x - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
+            x = (math.sqrt(a_next) * x0 + math.sqrt(max(1.0 - a_next, 0.0)) * eps).astype(np.float32)
+        return x * i.std + i.mean
+
+
+def frames_from_vectors(x: np.ndarray, first_index: int, voice_activity: np.ndarray) -> list[MotionFrame]:
+    return [MotionFrame.from_vector(v, first_index + k, float(voice_activity[k])) for k, v in enumerate(x)]
+
+
+class DiffusionMotionGenerator:
+    """Speech -> motion with the diffusion model; a drop-in for RuleBasedMotionGenerator.
+
+    `generate(frames)` is the offline path: it needs the whole clip's features at once
+    (call it once per stream). `push(frames)` is the streaming path: it returns the motion
+    frames that became ready (each one frame after its audio); `finish()` flushes the rest.
+    `idle()` continues the stream with silence. Same seed and input: same output.
+    """
+
+    def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
+                 lookahead_frames: int = 1):
+        self.model = model
+        self.fps = model.info.fps
+        self.seed = seed
+        self.lookahead = int(np.clip(lookahead_frames, 0, model.info.lookahead + model.info.window - 1))
+        self.set_controls(controls or Controls())
+        self._silence = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self._normalizer = AudioNormalizer(self.fps)
+        self._audio = np.zeros((0, AUDIO_DIM), np.float32)    # normalised audio, recent frames
+        self._vad = np.zeros(0, np.float32)
+        self._motion = np.zeros((0, self.model.info.motion_dim), np.float32)  # emitted motion, recent frames
+        self._emitted = 0  # frames emitted so far
+        self._received = 0  # audio frames received so far
+
+    def set_controls(self, controls: Controls) -> None:
+        self.controls = controls.validated()
+        self._control_vec = controls_vector(self.controls)
+
+    @property
+    def frames_received(self) -> int:
+        """Feature frames consumed so far (the index the next stream's first frame gets)."""
+        return self._received
+
+    # -- offline --
+    def generate(self, frames: FeatureFrames) -> list[MotionFrame]:
+        """Motion for a whole clip, window by window (fastest path)."""
+        i = self.model.info
+        audio = self._normalizer(frames)
+        vad = frames.voice_activity
+        n = len(audio)
+        out: list[MotionFrame] = []
+        context = self._context()
+        pad = np.zeros((i.context, AUDIO_DIM), np.float32)
+        full = np.concatenate([pad if len(self._audio) < i.context else self._audio[-i.context:], audio,
+                               np.zeros((i.window + i.lookahead, AUDIO_DIM), np.float32)])
+        known = np.concatenate([np.full(i.context, 1.0 if len(self._audio) >= i.context else 0.0),
+                                np.ones(n), np.zeros(i.window + i.lookahead)]).astype(np.float32)
+        for start in range(0, n, i.window):
+            span = slice(start, start + i.context + i.window + i.lookahead)
+            x = self.model.sample(context, full[span], known[span], self._control_vec, self._rng)
+            x = self._apply_intensity(x)
+            count = min(i.window, n - start)
+            out += frames_from_vectors(x[:count], self._emitted, vad[start:start + count])
+            self._emitted += count
+            context = np.concatenate([context if context is not None else np.zeros((0, i.motion_dim)), x])[-i.context:]
+        self._keep(audio, vad, np.stack([f.to_vector() for f in out]) if out else None)
+        self._received += n
+        return out
+
+    # -- streaming --
+    def push(self, frames: FeatureFrames) -> list[MotionFrame]:
+        """Add feature frames; return the motion frames whose audio and look-ahead are in."""
+        out = []
+        audio = self._normalizer(frames)
+        for k in range(len(frames)):  # frame by frame: the buffers only hold what one window needs
+            self._keep(audio[k:k + 1], frames.voice_activity[k:k + 1], None)
+            self._received += 1
+            while self._emitted + self.lookahead < self._received:
+                out.append(self._step())
+        return out
+
+    def finish(self) -> list[MotionFrame]:
+        """End of the stream's audio: the frames still waiting for look-ahead."""
+        out = []
+        while self._emitted < self._received:
+            out.append(self._step())
+        return out
+
+    def idle(self) -> MotionFrame:
+        """One more frame of silence (the face keeps living, mouth closed)."""
+        if self._silence is None:
+            from .features import compute_features  # noqa: PLC0415
+
+            self._silence = compute_features(np.zeros(int(16000 / self.fps), np.float32), self.fps)
+        self._keep(self._normalizer(self._silence), self._silence.voice_activity, None)
+        self._received += 1
+        return self._step()
+
+    def step(self, features: np.ndarray, loudness_db: float, voice_activity: float) -> MotionFrame:
+        """RuleBasedMotionGenerator-compatible single frame (no look-ahead)."""
+        f = FeatureFrames(self._received, np.asarray(features, np.float32)[None], np.float32([loudness_db]),
+                          np.float32([voice_activity]))
+        self._keep(self._normalizer(f), f.voice_activity, None)
+        self._received += 1
+        return self._step()
+
+    # -- internals --
+    def _context(self) -> np.ndarray | None:
+        k = self.model.info.context
+        return self._motion[-k:] if len(self._motion) >= k else None
+
+    def _step(self) -> MotionFrame:
+        """Emit frame self._emitted from the buffered audio (its look-ahead, where known)."""
+        i = self.model.info
+        n = i.context + i.window + i.lookahead
+        first = self._emitted - i.context  # stream frame index of the window's first context slot
+        audio = np.zeros((n, AUDIO_DIM), np.float32)
+        known = np.zeros(n, np.float32)
+        buffered_first = self._received - len(self._audio)
+        for slot in range(n):
+            f = first + slot
+            if buffered_first <= f < self._received and f >= 0:
+                audio[slot] = self._audio[f - buffered_first]
+                known[slot] = 1.0
+        x = self.model.sample(self._context(), audio, known, self._control_vec, self._rng)
+        x = self._apply_intensity(x[:1])
+        vad_i = self._emitted - buffered_first
+        va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
+        frame = MotionFrame.from_vector(x[0], self._emitted, va)
+        self._keep(None, None, x[:1])
+        self._emitted += 1
+        return frame
+
+    def _keep(self, audio: np.ndarray | None, vad: np.ndarray | None, motion: np.ndarray | None) -> None:
+        """Append to the rolling buffers, keeping only what the next windows can need."""
+        i = self.model.info
+        keep = i.context + i.window + i.lookahead + 4 * self.lookahead + 8
+        if audio is not None:
+            self._audio = np.concatenate([self._audio, audio])[-keep:]
+            self._vad = np.concatenate([self._vad, vad])[-keep:]
+        if motion is not None:
+            self._motion = np.concatenate([self._motion, motion])[-i.context:]
+
+    def _apply_intensity(self, x: np.ndarray) -> np.ndarray:
+        """motion_intensity scales head rotation and translation about rest (1 = as generated)."""
+        s = self.controls.motion_intensity
+        if s == 1.0:
+            return x
+        from .blendshapes import NUM_BLENDSHAPES  # noqa: PLC0415
+
+        x = x.copy()
+        x[:, NUM_BLENDSHAPES:NUM_BLENDSHAPES + 6] *= s
+        return x
