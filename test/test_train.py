@@ -33,6 +33,13 @@ def test_corpus_pairs_features_with_motion_targets(tmp_path):
             if viseme_of(phone) == "bilabial":
                 lo, hi = int((s - 0.04) * 25), int(np.ceil(e * 25))
                 assert jaw[max(lo, 0):hi + 1].min() < 0.15, (item["text"], phone, s)
+        # In pauses (0.15 s away from any sound) the lips rest closed, not in the last sound's shape.
+        t = (np.arange(length) + 0.5) / 25
+        near = np.zeros(length, bool)
+        for phone, s, e in item["phones"]:
+            if viseme_of(phone) != "rest":
+                near |= (t > s - 0.15) & (t < e + 0.15)
+        assert (~near).sum() > 5 and jaw[~near].max() < 0.1, item["text"]
         start += length
 
 

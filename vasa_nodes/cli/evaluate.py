@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=25, choices=(20, 25, 40, 50), help="generated video rate")
     p.add_argument("--size", type=int, default=512, help="generated image size")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--motion-model", metavar="MODEL.onnx|rules",
+                   help="motion model to generate with (default: the shipped diffusion model)")
+    p.add_argument("--steps", type=int, default=4, metavar="N", help="diffusion sampling steps (default 4)")
     p.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     return p
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..core import evaluation as ev  # noqa: PLC0415
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.features import compute_features  # noqa: PLC0415
+    from ..core.motion_model import MotionModelError  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings, motion_for_audio  # noqa: PLC0415
     from ..core.portrait import FaceFitter, PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import FaceRenderer, RendererError  # noqa: PLC0415
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             generated = ev.track_frames(frames, fps, fitter)
         else:
             portrait = load_portrait(args.portrait, args.size, fitter)
-            motion = motion_for_audio(audio, GenerateSettings(fps=args.fps, seed=args.seed))
+            motion = motion_for_audio(audio, GenerateSettings(fps=args.fps, seed=args.seed,
+                                                                model=args.motion_model, steps=args.steps))
             renderer = FaceRenderer(portrait)
             try:
                 generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             r, lag_ms = ev.best_lag_correlation(generated.aperture, real_at_rate.aperture, generated.fps)
             report["reference"] = ev.summarise(real)
             report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-    except (ev.EvaluationError, AudioError, PortraitError, RendererError, OSError) as exc:
+    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     finally:
         fitter.close()

@@ -118,6 +118,37 @@ def _smoothing(rate_per_s: float, fps: float) -> float:
     return float(1.0 - np.exp(-rate_per_s / fps))
 
 
+class BlinkTimer:
+    """Spontaneous blinks as a renewal process: intervals of 1.2 s + Gamma(2, 1.15 s) (mean
+    about 3.5 s, 17 per minute, never closer than 1.2 s); each blink closes in 60 ms, stays
+    closed 40 ms and opens in 100 ms. Draws from the given generator, so a seed fixes them."""
+
+    def __init__(self, fps: float, rng: np.random.Generator):
+        self.dt = 1.0 / fps
+        self._rng = rng
+        self._t = 0.0
+        self._next = self._interval()
+        self._phase = -1.0
+
+    def _interval(self) -> float:
+        return 1.2 + self._rng.gamma(2.0, 1.15)
+
+    def step(self) -> float:
+        """Lid closure (0 open .. 1 closed) of the next frame."""
+        closed = 0.0
+        if self._phase < 0 and self._t >= self._next:
+            self._phase = 0.0
+        if self._phase >= 0:
+            p = self._phase
+            closed = p / 0.06 if p < 0.06 else 1.0 if p < 0.10 else max(0.0, 1.0 - (p - 0.10) / 0.10)
+            self._phase += self.dt
+            if self._phase > 0.2:
+                self._phase = -1.0
+                self._next = self._t + self._interval()
+        self._t += self.dt
+        return closed
+
+
 class RuleBasedMotionGenerator:
     """Causal speech-to-motion rules with lifelike idle behaviour.
 
@@ -150,8 +181,7 @@ class RuleBasedMotionGenerator:
         self._prev_loud = -100.0
         self._speech_level = 0.0
         self._peak_db = -30.0
-        self._next_blink = self._draw_blink_interval()
-        self._blink_phase = -1.0
+        self._blinks = BlinkTimer(self.fps, self._rng)
         self._head = np.zeros(3)
         self._head_vel = np.zeros(3)
         self._nod = 0.0
@@ -177,10 +207,6 @@ class RuleBasedMotionGenerator:
 
     def _scale_target(self) -> float:
         return self.controls.head_scale if self.controls.distance_enabled else 1.0
-
-    def _draw_blink_interval(self) -> float:
-        # Mean ~3.5 s (17 blinks/min), never closer than 1.2 s.
-        return 1.2 + self._rng.gamma(2.0, 1.15)
 
     def step(self, features: np.ndarray, loudness_db: float, voice_activity: float) -> MotionFrame:
         """Motion for the next frame from that frame's features."""
@@ -227,18 +253,8 @@ class RuleBasedMotionGenerator:
         b[INDEX["browInnerUp"]] = self._brow
         b[INDEX["browOuterUpLeft"]] = b[INDEX["browOuterUpRight"]] = 0.7 * self._brow
 
-        # Blinks: 60 ms close, 40 ms closed, 100 ms open.
+        b[INDEX["eyeBlinkLeft"]] = b[INDEX["eyeBlinkRight"]] = self._blinks.step()
         t = self._frame * dt
-        if self._blink_phase < 0 and t >= self._next_blink:
-            self._blink_phase = 0.0
-        if self._blink_phase >= 0:
-            p = self._blink_phase
-            closed = p / 0.06 if p < 0.06 else 1.0 if p < 0.10 else max(0.0, 1.0 - (p - 0.10) / 0.10)
-            b[INDEX["eyeBlinkLeft"]] = b[INDEX["eyeBlinkRight"]] = closed
-            self._blink_phase += dt
-            if self._blink_phase > 0.2:
-                self._blink_phase = -1.0
-                self._next_blink = t + self._draw_blink_interval()
 
         # Head: a damped random walk (slow sway) whose energy grows with speech, plus a
         # nod on each onset.

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_MELS, FeatureFrames
-from .motion import EMOTIONS, Controls, MotionFrame
+from .blendshapes import INDEX
+from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
 
 # --- Shared with training (vasa_nodes/train): the model's input conventions. ---
 
@@ -41,6 +42,8 @@ CONTROL_LAYOUT = ("gaze_on", "gaze_yaw", "gaze_pitch", "distance_on", "head_scal
 a group that is off is unconditioned (free gaze, free distance, any emotion)."""
 CONTROL_DIM = len(CONTROL_LAYOUT)
 CONTROL_GROUPS = {"gaze": (0, 3), "distance": (3, 5), "emotion": (5, CONTROL_DIM)}
+
+BLINKS = [INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]
 
 PEAK_FLOOR = -6.5
 """Lowest reference level (log10 power) of the audio normaliser: quieter input is silence."""
@@ -90,6 +93,11 @@ class AudioNormalizer:
 def normalize_audio(frames: FeatureFrames, fps: float = 25.0) -> np.ndarray:
     """AudioNormalizer over a whole stream."""
     return AudioNormalizer(fps)(frames)
+
+
+TIME_GRID_POWER = 3.0
+"""Sampling times are (1 - k/steps) ** this: the later steps, at low noise, lie closer together,
+which leaves less residual noise (frame-to-frame jitter) in few-step sampling."""
 
 
 def alpha_bar(t: np.ndarray) -> np.ndarray:
@@ -156,7 +164,9 @@ def load_session(path: str | Path):
 class MotionModel:
     """The denoiser and its sampler (stateless; see DiffusionMotionGenerator for streams)."""
 
-    def __init__(self, path: str | Path = DEFAULT_MODEL, steps: int = 4, guidance: Guidance | None = None):
+    DEFAULT_STEPS = 4
+
+    def __init__(self, path: str | Path = DEFAULT_MODEL, steps: int = DEFAULT_STEPS, guidance: Guidance | None = None):
         self.session = load_session(path)
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.steps = int(steps)
@@ -166,11 +176,11 @@ class MotionModel:
         self.provider = self.session.get_providers()[0]
 
     def sample(self, context: np.ndarray | None, audio: np.ndarray, audio_mask: np.ndarray, controls: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+               noise: np.ndarray) -> np.ndarray:
         """Motion window (W, D), denormalised, from
         context: (K, D) previous motion (denormalised) or None at a stream start;
         audio: (K + W + L, AUDIO_DIM) normalised audio; audio_mask: (K + W + L,) 1 where known;
-        controls: (CONTROL_DIM,) CONTROL_LAYOUT vector."""
+        controls: (CONTROL_DIM,) CONTROL_LAYOUT vector; noise: (W, D) the starting noise."""
         i = self.info
         n = i.context + i.window + i.lookahead
         if audio.shape != (n, AUDIO_DIM) or audio_mask.shape != (n,):
@@ -187,8 +197,8 @@ class MotionModel:
             "audio_mask": np.stack([audio_mask, np.zeros_like(audio_mask), audio_mask]).astype(np.float32),
             "controls": np.stack([controls, controls, np.zeros_like(controls)]).astype(np.float32),
         }
-        x = rng.standard_normal((i.window, i.motion_dim)).astype(np.float32)
-        times = np.linspace(1.0, 0.0, self.steps + 1)
+        x = np.asarray(noise, np.float32)
+        times = np.linspace(1.0, 0.0, self.steps + 1) ** TIME_GRID_POWER
         g = self.guidance
         for t, t_next in zip(times[:-1], times[1:]):
             feeds["x_t"] = np.repeat(x[None], batch, 0)
@@ -214,6 +224,9 @@ class DiffusionMotionGenerator:
     `idle()` continues the stream with silence. Same seed and input: same output.
     """
 
+    OVERLAP = 5
+    """Frames by which consecutive offline windows overlap (cross-faded)."""
+
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
                  lookahead_frames: int = 1):
         self.model = model
@@ -226,6 +239,9 @@ class DiffusionMotionGenerator:
 
     def reset(self) -> None:
         self._rng = np.random.default_rng(self.seed)
+        self._blinks = BlinkTimer(self.fps, np.random.default_rng([self.seed, 1]))
+        self._noise = np.zeros((0, self.model.info.motion_dim), np.float32)  # sampling noise per stream frame
+        self._noise_first = 0  # stream frame of self._noise[0]
         self._normalizer = AudioNormalizer(self.fps)
         self._audio = np.zeros((0, AUDIO_DIM), np.float32)    # normalised audio, recent frames
         self._vad = np.zeros(0, np.float32)
@@ -244,29 +260,48 @@ class DiffusionMotionGenerator:
 
     # -- offline --
     def generate(self, frames: FeatureFrames) -> list[MotionFrame]:
-        """Motion for a whole clip, window by window (fastest path)."""
+        """Motion for a whole clip, window by window (fastest path).
+
+        Windows overlap by OVERLAP frames and are cross-faded there, so no seam shows where
+        one window hands over to the next; each window continues from the K frames before it.
+        """
         i = self.model.info
         audio = self._normalizer(frames)
         vad = frames.voice_activity
         n = len(audio)
-        out: list[MotionFrame] = []
-        context = self._context()
-        pad = np.zeros((i.context, AUDIO_DIM), np.float32)
-        full = np.concatenate([pad if len(self._audio) < i.context else self._audio[-i.context:], audio,
-                               np.zeros((i.window + i.lookahead, AUDIO_DIM), np.float32)])
-        known = np.concatenate([np.full(i.context, 1.0 if len(self._audio) >= i.context else 0.0),
-                                np.ones(n), np.zeros(i.window + i.lookahead)]).astype(np.float32)
-        for start in range(0, n, i.window):
-            span = slice(start, start + i.context + i.window + i.lookahead)
-            x = self.model.sample(context, full[span], known[span], self._control_vec, self._rng)
-            x = self._apply_intensity(x)
-            count = min(i.window, n - start)
-            out += frames_from_vectors(x[:count], self._emitted, vad[start:start + count])
-            self._emitted += count
-            context = np.concatenate([context if context is not None else np.zeros((0, i.motion_dim)), x])[-i.context:]
-        self._keep(audio, vad, np.stack([f.to_vector() for f in out]) if out else None)
+        if n == 0:
+            return []
+        k, w, look, overlap = i.context, i.window, i.lookahead, min(self.OVERLAP, i.window // 2)
+        stride = w - overlap
+        history = self._motion[-k:] if len(self._motion) >= k else None
+        have_past = len(self._audio) >= k
+        full = np.concatenate([self._audio[-k:] if have_past else np.zeros((k, AUDIO_DIM), np.float32), audio,
+                               np.zeros((w + look, AUDIO_DIM), np.float32)])
+        known = np.concatenate([np.full(k, 1.0 if have_past else 0.0), np.ones(n),
+                                np.zeros(w + look)]).astype(np.float32)
+        out = np.zeros((n + w, i.motion_dim), np.float32)
+        fade = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None]
+        for start in range(0, n, stride):
+            if start >= k:
+                context = out[start - k:start]
+            elif history is not None:
+                context = np.concatenate([history, out[:start]])[-k:]
+            else:
+                context = None
+            span = slice(start, start + k + w + look)
+            x = self._apply_intensity(self.model.sample(context, full[span], known[span], self._control_vec,
+                                                        self._noise_for(self._emitted + start)))
+            if start > 0:  # cross-fade from the previous window's tail
+                x[:overlap] = (1.0 - fade) * out[start:start + overlap] + fade * x[:overlap]
+            out[start:start + w] = x
+            if start + w >= n:
+                break
+        motion = out[:n]
+        result = frames_from_vectors(self._with_blinks(motion.copy()), self._emitted, vad)
+        self._emitted += n
         self._received += n
-        return out
+        self._keep(audio, vad, motion)
+        return result
 
     # -- streaming --
     def push(self, frames: FeatureFrames) -> list[MotionFrame]:
@@ -295,7 +330,7 @@ class DiffusionMotionGenerator:
             self._silence = compute_features(np.zeros(int(16000 / self.fps), np.float32), self.fps)
         self._keep(self._normalizer(self._silence), self._silence.voice_activity, None)
         self._received += 1
-        return self._step()
+        return self._step(future=self._audio[-1])  # no stream: the near future is silent too
 
     def step(self, features: np.ndarray, loudness_db: float, voice_activity: float) -> MotionFrame:
         """RuleBasedMotionGenerator-compatible single frame (no look-ahead)."""
@@ -310,8 +345,9 @@ class DiffusionMotionGenerator:
         k = self.model.info.context
         return self._motion[-k:] if len(self._motion) >= k else None
 
-    def _step(self) -> MotionFrame:
-        """Emit frame self._emitted from the buffered audio (its look-ahead, where known)."""
+    def _step(self, future: np.ndarray | None = None) -> MotionFrame:
+        """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
+        `future`, when given, is the known audio of every frame not received yet)."""
         i = self.model.info
         n = i.context + i.window + i.lookahead
         first = self._emitted - i.context  # stream frame index of the window's first context slot
@@ -323,14 +359,30 @@ class DiffusionMotionGenerator:
             if buffered_first <= f < self._received and f >= 0:
                 audio[slot] = self._audio[f - buffered_first]
                 known[slot] = 1.0
-        x = self.model.sample(self._context(), audio, known, self._control_vec, self._rng)
+            elif future is not None and f >= self._received:
+                audio[slot] = future
+                known[slot] = 1.0
+        x = self.model.sample(self._context(), audio, known, self._control_vec, self._noise_for(self._emitted))
         x = self._apply_intensity(x[:1])
         vad_i = self._emitted - buffered_first
         va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
-        frame = MotionFrame.from_vector(x[0], self._emitted, va)
+        frame = MotionFrame.from_vector(self._with_blinks(x[:1].copy())[0], self._emitted, va)
         self._keep(None, None, x[:1])
         self._emitted += 1
         return frame
+
+    def _noise_for(self, first: int) -> np.ndarray:
+        """Starting noise of a window beginning at stream frame `first`. Noise belongs to frames,
+        not windows: overlapping windows start from the same noise where they overlap, so
+        they agree there (smooth streaming, seamless windows), and a seed fixes every frame."""
+        w, d = self.model.info.window, self.model.info.motion_dim
+        end = first + w
+        have = self._noise_first + len(self._noise)
+        if end > have:
+            self._noise = np.concatenate([self._noise, self._rng.standard_normal((end - have, d)).astype(np.float32)])
+        drop = max(0, first - self._noise_first)
+        self._noise, self._noise_first = self._noise[drop:], self._noise_first + drop
+        return self._noise[first - self._noise_first:end - self._noise_first]
 
     def _keep(self, audio: np.ndarray | None, vad: np.ndarray | None, motion: np.ndarray | None) -> None:
         """Append to the rolling buffers, keeping only what the next windows can need."""
@@ -341,6 +393,15 @@ class DiffusionMotionGenerator:
             self._vad = np.concatenate([self._vad, vad])[-keep:]
         if motion is not None:
             self._motion = np.concatenate([self._motion, motion])[-i.context:]
+
+    def _with_blinks(self, x: np.ndarray) -> np.ndarray:
+        """Spontaneous blinks on top of the model's lids, frame by frame: the few-step sampler
+        rarely produces a rare, brief event like a blink on its own, so a blink timer
+        (10-30 per minute) guarantees them. The model's own context does not see them."""
+        for row in x:
+            closure = self._blinks.step()
+            row[BLINKS] = np.maximum(row[BLINKS], closure)
+        return x
 
     def _apply_intensity(self, x: np.ndarray) -> np.ndarray:
         """motion_intensity scales head rotation and translation about rest (1 = as generated)."""

@@ -36,13 +36,13 @@ class MotionGeneratorNode(Node):
             "model", "", describe("motion model: path to an ONNX motion model, empty for the shipped one, or "
                                   "'rules' for the rule-based generator", read_only=True)).value
         steps = self.declare_parameter(
-            "sampling_steps", 4, describe("diffusion sampling steps per frame", read_only=True,
+            "sampling_steps", MotionModel.DEFAULT_STEPS, describe("diffusion sampling steps per frame", read_only=True,
                                           int_range=(1, 50))).value
         guidance = Guidance(
-            audio=self.declare_parameter("guidance_audio", 1.5, describe(
+            audio=self.declare_parameter("guidance_audio", Guidance.audio, describe(
                 "classifier-free guidance scale of the audio (1: none)", read_only=True,
                 float_range=(0.0, 5.0))).value,
-            controls=self.declare_parameter("guidance_controls", 1.5, describe(
+            controls=self.declare_parameter("guidance_controls", Guidance.controls, describe(
                 "classifier-free guidance scale of gaze, distance and emotion (1: none)", read_only=True,
                 float_range=(0.0, 5.0))).value)
         lookahead = self.declare_parameter(

@@ -119,11 +119,25 @@ def performed_motion(clean: np.ndarray, phones, alphabet: str, controls: Control
     generator = RuleBasedMotionGenerator(FPS, seed=int(rng.integers(1 << 31)), controls=controls)
     generator.settle()
     motion = np.stack([m.to_vector() for m in generator.generate(clean_features)])[:n_frames]
-    mouth = articulation(phones, len(motion), FPS, alphabet=alphabet)
+    mouth = articulation(with_rests(phones, len(motion) / FPS), len(motion), FPS, alphabet=alphabet)
     channels = [INDEX[name] for name in MOUTH_CHANNELS]
     offset = emotion_offset(controls)
     motion[:, channels] = np.clip(mouth[:, channels] + offset[channels], 0.0, 1.0)
     return motion
+
+
+def with_rests(phones, duration_s: float, min_gap_s: float = 0.02) -> list:
+    """The phones with explicit rests ("_") filling every gap, before the first and after the
+    last: in a pause the lips rest, instead of holding the nearest sound's shape."""
+    out, t = [], 0.0
+    for p, s, e in sorted(phones, key=lambda x: x[1]):
+        if s - t > min_gap_s:
+            out.append(("_", t, s))
+        out.append((p, s, e))
+        t = max(t, e)
+    if duration_s - t > min_gap_s:
+        out.append(("_", t, duration_s))
+    return out
 
 
 def make_utterance(texts: list[str] | str, voice: str, rng: np.random.Generator, augmented: bool = True,

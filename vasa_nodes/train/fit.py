@@ -111,8 +111,8 @@ class Windows:
             lo = max(w0 - k, 0)
             out["audio"][b, k - (w0 - lo):] = d.audio[start + lo:g + w + look]
             out["audio_mask"][b, k - (w0 - lo):] = 1.0
-            if rng.random() < 0.3:  # streaming: audio known up to a random window frame (+ 1 look-ahead)
-                known = k + int(rng.integers(0, w)) + 2
+            if rng.random() < 0.3:  # streaming: audio known up to a window frame (+ 1 look-ahead), mostly early
+                known = k + int(min(rng.integers(0, w), rng.integers(0, w), rng.integers(0, w))) + 2
                 out["audio_mask"][b, known:] = 0.0
         drop_audio = rng.random(size) < 0.1
         out["audio_mask"][drop_audio] = 0.0
@@ -161,6 +161,7 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
 
     weights = torch.ones(cfg.motion_dim)
     weights[[INDEX[name] for name in MOUTH_CHANNELS]] = 3.0
+    weights[[INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]] = 2.0
     model = MotionDiT(cfg)
     params = sum(p.numel() for p in model.parameters())
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
