@@ -83,3 +83,21 @@ def test_nan_audio_is_sanitised_with_a_warning(tmp_path, portrait_path):
     r = run("--portrait", portrait_path, "--audio", wav, "--out", tmp_path / "o.mp4", "--quiet")
     assert r.returncode == 0, r.stderr
     assert "100 NaN/Inf samples replaced by silence" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--motion-model", "/nonexistent/motion.onnx"], "motion model not found: /nonexistent/motion.onnx"),
+    (["--steps", "0"], "--steps must be within 1..50, got 0"),
+    (["--guidance", "9", "1"], "--guidance scales must be within 0..5"),
+])
+def test_bad_motion_model_options_are_one_line(tmp_path, portrait_path, speech_wav, args, message):
+    r = run("--portrait", portrait_path, "--audio", speech_wav[0], "--out", tmp_path / "o.mp4", *args)
+    assert r.returncode == 2 and r.stderr.strip().endswith(message), r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_rule_based_motion_is_still_selectable(tmp_path, portrait_path, speech_wav):
+    out = tmp_path / "rules.mp4"
+    r = run("--portrait", portrait_path, "--audio", speech_wav[0], "--out", out, "--motion-model", "rules", "-q")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 10_000

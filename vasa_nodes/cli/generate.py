@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="motion model: an ONNX file from vasa-train fit, or 'rules' for the rule-based generator "
                         "(default: the shipped diffusion model)")
     p.add_argument("--steps", type=int, default=4, metavar="N", help="diffusion sampling steps (default 4)")
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("AUDIO", "CONTROLS"),
+                   help="classifier-free guidance scales of the audio and of the controls (1 = none; "
+                        "default: the motion model's defaults)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
@@ -62,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after argument parsing so that --help stays instant.
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
-    from ..core.motion_model import MotionModelError  # noqa: PLC0415
+    from ..core.motion_model import Guidance, MotionModelError  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings, motion_for_audio, write_video  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
     if not 1 <= args.steps <= 50:
         return _fail(f"--steps must be within 1..50, got {args.steps}")
+    if args.guidance and not all(0.0 <= g <= 5.0 for g in args.guidance):
+        return _fail("--guidance scales must be within 0..5")
     if not 64 <= args.size <= 2048:
         return _fail(f"--size must be within 64..2048, got {args.size}")
     if args.sheet:
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
         settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls, model=args.motion_model,
-                                    steps=args.steps)
+                                    steps=args.steps, guidance=Guidance(*args.guidance) if args.guidance else None)
         if motion is None:
             motion = motion_for_audio(audio, settings)
         start = time.perf_counter()

@@ -27,14 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import N_MELS, FeatureFrames
+from .features import N_MELS, FeatureFrames, mel_filterbank
 from .blendshapes import INDEX
 from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
 
 # --- Shared with training (vasa_nodes/train): the model's input conventions. ---
 
-AUDIO_DIM = N_MELS + 1
-"""Per-frame audio input: 80 normalised log-mel values + voice activity."""
+AUDIO_DIM = N_MELS + 4
+"""Per-frame audio input: 80 normalised log-mel values, voice activity, and three articulatory
+cues that carry over from synthetic to recorded voices: the level of the oral band (700-3500 Hz,
+where vowel formants are; it drops on closures) relative to its running peak, the spectral
+centroid of the voiced band (rounded vs. spread), and the frame-to-frame level change."""
 
 CONTROL_LAYOUT = ("gaze_on", "gaze_yaw", "gaze_pitch", "distance_on", "head_scale",
                   "emotion_on", *EMOTIONS[1:])
@@ -68,25 +71,47 @@ def controls_vector(controls: Controls | None) -> np.ndarray:
 
 
 class AudioNormalizer:
-    """Causal level normalisation of log-mel frames: each frame relative to a running peak of
-    the frame loudness (mean log-mel), so quiet and loud recordings look alike, and digital
-    silence stays at the floor. Streaming and whole-file use give identical output."""
+    """Causal level normalisation of log-mel frames and articulatory cues (AUDIO_DIM values per
+    frame): each frame relative to a running peak of the frame loudness (mean log-mel), so quiet
+    and loud recordings look alike, and digital silence stays at the floor. Streaming and
+    whole-file use give identical output."""
 
     def __init__(self, fps: float = 25.0):
         self.decay = PEAK_DECAY_PER_S / fps
+        self.oral_decay_db = 0.5 / fps
+        fb = mel_filterbank()
+        freqs = np.fft.rfftfreq(2 * (fb.shape[1] - 1), 1.0 / 16000)
+        self._mel_hz = (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
+        self._oral = (self._mel_hz > 700) & (self._mel_hz < 3500)
+        self._voiced = (self._mel_hz > 150) & (self._mel_hz < 4000)
         self.reset()
 
     def reset(self) -> None:
         self._peak = PEAK_FLOOR
+        self._oral_peak_db = -30.0
+        self._prev_level = None
 
     def __call__(self, frames: FeatureFrames) -> np.ndarray:
         """(n, AUDIO_DIM) model input for the next n frames of a stream."""
-        out = np.empty((len(frames), AUDIO_DIM), np.float32)
-        level = frames.features.mean(axis=1)
-        for i in range(len(frames)):
+        n = len(frames)
+        out = np.empty((n, AUDIO_DIM), np.float32)
+        mel = frames.features.astype(np.float64)
+        level = mel.mean(axis=1)
+        oral_db = 10.0 * np.log10((10.0 ** mel[:, self._oral]).sum(1) + 1e-12)
+        power = 10.0 ** mel[:, self._voiced]
+        centroid = (power * self._mel_hz[self._voiced]).sum(1) / np.maximum(power.sum(1), 1e-12)
+        vad = frames.voice_activity
+        for i in range(n):
             self._peak = max(float(level[i]), self._peak - self.decay, PEAK_FLOOR)
-            out[i, :N_MELS] = np.clip(frames.features[i] - self._peak, -7.0, 1.0) / 3.0 + 1.0
-        out[:, N_MELS] = frames.voice_activity
+            out[i, :N_MELS] = np.clip(mel[i] - self._peak, -7.0, 1.0) / 3.0 + 1.0
+            if vad[i] > 0.5:
+                self._oral_peak_db = max(float(oral_db[i]), self._oral_peak_db - self.oral_decay_db)
+            out[i, N_MELS + 1] = np.clip((oral_db[i] - (self._oral_peak_db - 15.0)) / 15.0, 0.0, 1.0) * vad[i]
+            out[i, N_MELS + 2] = np.clip((centroid[i] - 1800.0) / 1000.0, -1.0, 2.0) * vad[i]
+            prev = level[i] if self._prev_level is None else self._prev_level
+            out[i, N_MELS + 3] = np.clip(level[i] - prev, -1.5, 1.5)
+            self._prev_level = float(level[i])
+        out[:, N_MELS] = vad
         return out
 
 
@@ -115,7 +140,7 @@ class MotionModelError(ValueError):
 class Guidance:
     """Classifier-free guidance scales (1 = plain conditional prediction)."""
 
-    audio: float = 1.5
+    audio: float = 3.5
     controls: float = 1.5
 
 
@@ -125,6 +150,7 @@ class ModelInfo:
     window: int    # W
     lookahead: int  # L
     motion_dim: int
+    audio_dim: int  # the first audio_dim of the AUDIO_DIM input values, as the model was trained
     fps: float
     mean: np.ndarray
     std: np.ndarray
@@ -135,7 +161,7 @@ class ModelInfo:
         try:
             cfg = json.loads(meta["vasa_motion"])
             return ModelInfo(int(cfg["context"]), int(cfg["window"]), int(cfg["lookahead"]), int(cfg["motion_dim"]),
-                             float(cfg["fps"]), np.asarray(cfg["mean"], np.float32), np.asarray(cfg["std"], np.float32),
+                             int(cfg.get("audio_dim", N_MELS + 1)), float(cfg["fps"]), np.asarray(cfg["mean"], np.float32), np.asarray(cfg["std"], np.float32),
                              cfg)
         except (KeyError, ValueError, TypeError) as exc:
             raise MotionModelError(f"not a vasa_nodes motion model (metadata: {exc})") from None
@@ -185,26 +211,35 @@ class MotionModel:
         n = i.context + i.window + i.lookahead
         if audio.shape != (n, AUDIO_DIM) or audio_mask.shape != (n,):
             raise ValueError(f"audio must be ({n}, {AUDIO_DIM}) with a ({n},) mask")
+        audio = audio[:, :i.audio_dim]
         ctx = np.zeros((i.context, i.motion_dim), np.float32) if context is None else \
             (np.asarray(context, np.float32) - i.mean) / i.std
         ctx_mask = np.float32(0.0 if context is None else 1.0)
-        # Batch of three: all conditions, no audio, no controls (classifier-free guidance).
-        batch = 3
+        # One batch per step: all conditions, then without audio and without controls where
+        # their guidance has an effect (classifier-free guidance).
+        g = self.guidance
+        no_audio, no_controls = g.audio != 1.0, g.controls != 1.0 and bool(np.any(controls))
+        masks = [audio_mask] + [np.zeros_like(audio_mask)] * no_audio + [audio_mask] * no_controls
+        ctrls = [controls] + [controls] * no_audio + [np.zeros_like(controls)] * no_controls
+        batch = len(masks)
         feeds = {
             "context": np.repeat(ctx[None], batch, 0),
             "context_mask": np.full((batch, 1), ctx_mask, np.float32),
             "audio": np.repeat(audio[None].astype(np.float32), batch, 0),
-            "audio_mask": np.stack([audio_mask, np.zeros_like(audio_mask), audio_mask]).astype(np.float32),
-            "controls": np.stack([controls, controls, np.zeros_like(controls)]).astype(np.float32),
+            "audio_mask": np.stack(masks).astype(np.float32),
+            "controls": np.stack(ctrls).astype(np.float32),
         }
         x = np.asarray(noise, np.float32)
         times = np.linspace(1.0, 0.0, self.steps + 1) ** TIME_GRID_POWER
-        g = self.guidance
         for t, t_next in zip(times[:-1], times[1:]):
             feeds["x_t"] = np.repeat(x[None], batch, 0)
             feeds["t"] = np.full(batch, t, np.float32)
-            full, no_audio, no_controls = self.session.run(None, feeds)[0]
-            x0 = full + (g.audio - 1.0) * (full - no_audio) + (g.controls - 1.0) * (full - no_controls)
+            out = self.session.run(None, feeds)[0]
+            x0 = out[0].copy()
+            if no_audio:
+                x0 += (g.audio - 1.0) * (out[0] - out[1])
+            if no_controls:
+                x0 += (g.controls - 1.0) * (out[0] - out[-1])
             a, a_next = float(alpha_bar(t)), float(alpha_bar(t_next))
             eps = (x - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
             x = (math.sqrt(a_next) * x0 + math.sqrt(max(1.0 - a_next, 0.0)) * eps).astype(np.float32)

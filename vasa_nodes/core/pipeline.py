@@ -11,7 +11,7 @@ import numpy as np
 from .audio import Audio
 from .features import StreamingFeatureExtractor, compute_features
 from .motion import Controls, MotionFrame, RuleBasedMotionGenerator
-from .motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel
+from .motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from .portrait import Portrait
 from .renderer import FaceRenderer
 from .video import VideoWriter
@@ -29,6 +29,7 @@ class GenerateSettings:
     controls: Controls | None = None
     model: str | None = None  # ONNX motion model; None: the shipped one; "rules": rule-based generator
     steps: int = 4
+    guidance: Guidance | None = None  # classifier-free guidance scales (None: the model's defaults)
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
@@ -73,7 +74,7 @@ def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | No
 
 
 def _diffusion_motion(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
-    model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps)
+    model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps, guidance=settings.guidance)
     generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls)
     features = compute_features(audio.samples, model.info.fps)
     frames = generator.generate(features)

@@ -68,9 +68,10 @@ class MotionGeneratorNode(Node):
             "stream_timeout_s", 1.0, describe("resume idle motion when features stop arriving for this many "
                                               "seconds without end_of_stream", float_range=(0.1, 10.0))).value
         self.idle_delay_ns = int(1e9 * self.declare_parameter(
-            "idle_delay_s", 0.1, describe("idle frames are stamped this far in the past: speech frames arrive "
-                                          "that late anyway (a frame, the feature look-ahead and a chunk), so "
-                                          "the idle and speech frames of a stream start never overlap",
+            "idle_delay_s", 0.2, describe("idle frames are stamped this far in the past: speech frames arrive "
+                                          "that late anyway (a frame, the model's look-ahead frame, the feature "
+                                          "look-ahead, a chunk, and some slack for a loaded machine), so the "
+                                          "idle and speech frames of a stream start do not overlap",
                                           float_range=(0.0, 1.0))).value)
         self._streaming = False
         self._last_features_ns = 0

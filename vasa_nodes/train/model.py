@@ -26,6 +26,7 @@ class ModelConfig:
     context: int = 10
     window: int = 25
     lookahead: int = 2
+    audio_dim: int = AUDIO_DIM
     width: int = 160
     layers: int = 4
     heads: int = 4
@@ -82,7 +83,7 @@ class MotionDiT(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, n = cfg.width, cfg.context + cfg.window + cfg.lookahead
-        self.audio_in = nn.Sequential(nn.Linear(AUDIO_DIM, w), nn.GELU(), nn.Linear(w, w))
+        self.audio_in = nn.Sequential(nn.Linear(cfg.audio_dim, w), nn.GELU(), nn.Linear(w, w))
         self.audio_null = nn.Parameter(torch.zeros(w))
         self.motion_in = nn.Linear(cfg.motion_dim, w)
         self.role = nn.Parameter(torch.zeros(4, w))  # context, missing context, window, look-ahead
@@ -133,7 +134,7 @@ def export_onnx(model: MotionDiT, path: str, metadata: dict[str, str]) -> None:
     n = cfg.context + cfg.window + cfg.lookahead
     b = 3
     example = (torch.zeros(b, cfg.window, cfg.motion_dim), torch.zeros(b), torch.zeros(b, cfg.context, cfg.motion_dim),
-               torch.ones(b, 1), torch.zeros(b, n, AUDIO_DIM), torch.ones(b, n), torch.zeros(b, CONTROL_DIM))
+               torch.ones(b, 1), torch.zeros(b, n, cfg.audio_dim), torch.ones(b, n), torch.zeros(b, CONTROL_DIM))
     model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notices
