@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--audio", help="speech file (default: synthesised English)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--trials", type=int, default=10, help="streaming trials of 4 s each")
+    parser.add_argument("--lookahead", type=int, default=1, help="frames of look-ahead in streaming (default 1)")
     args = parser.parse_args()
     model = MotionModel(args.model, steps=args.steps)
     print(f"model {args.model} on {model.provider}, {args.steps} steps")
@@ -63,7 +64,7 @@ def main() -> None:
     clip = x[:4 * SAMPLE_RATE]
     for trial in range(args.trials):
         extractor = StreamingFeatureExtractor(25.0)
-        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=1)
+        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead)
         start = time.perf_counter()  # the first chunk arrives at start
         got = 0
         for k in range(0, len(clip) // CHUNK):
@@ -74,9 +75,9 @@ def main() -> None:
                 ready = time.perf_counter()
                 if got == 0:
                     first.append(ready - start)
-                # Frame f waits for audio up to the end of frame f + 1 plus the feature window's
-                # look-ahead (192 samples): that sample arrives with its chunk.
-                needed = (f.frame_index + 2) * 640 + 192
+                # Frame f waits for audio up to the end of frame f + look-ahead plus the feature
+                # window's look-ahead (192 samples): that sample arrives with its chunk.
+                needed = (f.frame_index + 1 + args.lookahead) * 640 + 192
                 needed_arrival = start + (int(np.ceil(needed / CHUNK)) - 1) * CHUNK / SAMPLE_RATE
                 per_frame.append(ready - needed_arrival)
                 got += 1

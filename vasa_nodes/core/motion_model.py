@@ -180,6 +180,10 @@ def load_session(path: str | Path):
         raise MotionModelError(f"motion model not found: {path}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # No busy-waiting between runs: the live graph calls it 25 times a second and the renderer
+    # needs the cores in between.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
@@ -218,7 +222,9 @@ class MotionModel:
         # One batch per step: all conditions, then without audio and without controls where
         # their guidance has an effect (classifier-free guidance).
         g = self.guidance
-        no_audio, no_controls = g.audio != 1.0, g.controls != 1.0 and bool(np.any(controls))
+        # Controls that only say "neutral, free" (flags, no values) are not worth a third pass.
+        commanded = bool(np.any(np.delete(controls, [0, 3, 5]))) or bool(controls[0] or controls[3])
+        no_audio, no_controls = g.audio != 1.0, g.controls != 1.0 and commanded
         masks = [audio_mask] + [np.zeros_like(audio_mask)] * no_audio + [audio_mask] * no_controls
         ctrls = [controls] + [controls] * no_audio + [np.zeros_like(controls)] * no_controls
         batch = len(masks)
@@ -308,7 +314,7 @@ class DiffusionMotionGenerator:
             return []
         k, w, look, overlap = i.context, i.window, i.lookahead, min(self.OVERLAP, i.window // 2)
         stride = w - overlap
-        history = self._motion[-k:] if len(self._motion) >= k else None
+        history = self._context()
         have_past = len(self._audio) >= k
         full = np.concatenate([self._audio[-k:] if have_past else np.zeros((k, AUDIO_DIM), np.float32), audio,
                                np.zeros((w + look, AUDIO_DIM), np.float32)])
@@ -317,12 +323,7 @@ class DiffusionMotionGenerator:
         out = np.zeros((n + w, i.motion_dim), np.float32)
         fade = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None]
         for start in range(0, n, stride):
-            if start >= k:
-                context = out[start - k:start]
-            elif history is not None:
-                context = np.concatenate([history, out[:start]])[-k:]
-            else:
-                context = None
+            context = out[start - k:start] if start >= k else np.concatenate([history, out[:start]])[-k:]
             span = slice(start, start + k + w + look)
             x = self._apply_intensity(self.model.sample(context, full[span], known[span], self._control_vec,
                                                         self._noise_for(self._emitted + start)))
@@ -376,9 +377,14 @@ class DiffusionMotionGenerator:
         return self._step()
 
     # -- internals --
-    def _context(self) -> np.ndarray | None:
+    def _context(self) -> np.ndarray:
+        """The last K motion frames; a stream starts from the face at rest (neutral), so its
+        first frames continue from a closed mouth and a still head."""
         k = self.model.info.context
-        return self._motion[-k:] if len(self._motion) >= k else None
+        if len(self._motion) >= k:
+            return self._motion[-k:]
+        rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(self._motion), 0)
+        return np.concatenate([rest, self._motion])
 
     def _step(self, future: np.ndarray | None = None) -> MotionFrame:
         """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
