@@ -310,6 +310,14 @@ class RuleBasedMotionGenerator:
         return [self.step(frames.features[i], float(frames.loudness_db[i]), float(frames.voice_activity[i]))
                 for i in range(len(frames))]
 
+    def push(self, frames: FeatureFrames) -> list[MotionFrame]:
+        """Streaming: the motion frames of these feature frames (the rules need no look-ahead)."""
+        return self.generate(frames)
+
+    def finish(self) -> list[MotionFrame]:
+        """End of a stream: nothing is held back."""
+        return []
+
     def idle(self) -> MotionFrame:
         """Next frame with no audio at all: the face keeps living, mouth closed."""
         return self.step(np.full(N_MELS, -10.0, np.float32), -100.0, 0.0)

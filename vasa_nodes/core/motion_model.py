@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_MELS, FeatureFrames, mel_filterbank
-from .blendshapes import INDEX
+from .audio import SAMPLE_RATE
+from .blendshapes import INDEX, NUM_BLENDSHAPES
 from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
 
 # --- Shared with training (vasa_nodes/train): the model's input conventions. ---
@@ -161,8 +162,8 @@ class ModelInfo:
         try:
             cfg = json.loads(meta["vasa_motion"])
             return ModelInfo(int(cfg["context"]), int(cfg["window"]), int(cfg["lookahead"]), int(cfg["motion_dim"]),
-                             int(cfg.get("audio_dim", N_MELS + 1)), float(cfg["fps"]), np.asarray(cfg["mean"], np.float32), np.asarray(cfg["std"], np.float32),
-                             cfg)
+                             int(cfg.get("audio_dim", N_MELS + 1)), float(cfg["fps"]),
+                             np.asarray(cfg["mean"], np.float32), np.asarray(cfg["std"], np.float32), cfg)
         except (KeyError, ValueError, TypeError) as exc:
             raise MotionModelError(f"not a vasa_nodes motion model (metadata: {exc})") from None
 
@@ -205,10 +206,10 @@ class MotionModel:
         self.guidance = guidance or Guidance()
         self.provider = self.session.get_providers()[0]
 
-    def sample(self, context: np.ndarray | None, audio: np.ndarray, audio_mask: np.ndarray, controls: np.ndarray,
+    def sample(self, context: np.ndarray, audio: np.ndarray, audio_mask: np.ndarray, controls: np.ndarray,
                noise: np.ndarray) -> np.ndarray:
         """Motion window (W, D), denormalised, from
-        context: (K, D) previous motion (denormalised) or None at a stream start;
+        context: (K, D) previous motion (denormalised);
         audio: (K + W + L, AUDIO_DIM) normalised audio; audio_mask: (K + W + L,) 1 where known;
         controls: (CONTROL_DIM,) CONTROL_LAYOUT vector; noise: (W, D) the starting noise."""
         i = self.info
@@ -216,21 +217,20 @@ class MotionModel:
         if audio.shape != (n, AUDIO_DIM) or audio_mask.shape != (n,):
             raise ValueError(f"audio must be ({n}, {AUDIO_DIM}) with a ({n},) mask")
         audio = audio[:, :i.audio_dim]
-        ctx = np.zeros((i.context, i.motion_dim), np.float32) if context is None else \
-            (np.asarray(context, np.float32) - i.mean) / i.std
-        ctx_mask = np.float32(0.0 if context is None else 1.0)
+        ctx = (np.asarray(context, np.float32) - i.mean) / i.std
         # One batch per step: all conditions, then without audio and without controls where
         # their guidance has an effect (classifier-free guidance).
         g = self.guidance
-        # Controls that only say "neutral, free" (flags, no values) are not worth a third pass.
-        commanded = bool(np.any(np.delete(controls, [0, 3, 5]))) or bool(controls[0] or controls[3])
+        # Controls that only say "neutral, free" are not worth a third pass: gaze or distance on,
+        # or an emotion with intensity (values are only set when their group is on).
+        commanded = bool(controls[0] or controls[3] or np.any(controls[6:]))
         no_audio, no_controls = g.audio != 1.0, g.controls != 1.0 and commanded
         masks = [audio_mask] + [np.zeros_like(audio_mask)] * no_audio + [audio_mask] * no_controls
         ctrls = [controls] + [controls] * no_audio + [np.zeros_like(controls)] * no_controls
         batch = len(masks)
         feeds = {
             "context": np.repeat(ctx[None], batch, 0),
-            "context_mask": np.full((batch, 1), ctx_mask, np.float32),
+            "context_mask": np.ones((batch, 1), np.float32),
             "audio": np.repeat(audio[None].astype(np.float32), batch, 0),
             "audio_mask": np.stack(masks).astype(np.float32),
             "controls": np.stack(ctrls).astype(np.float32),
@@ -257,7 +257,7 @@ def frames_from_vectors(x: np.ndarray, first_index: int, voice_activity: np.ndar
 
 
 class DiffusionMotionGenerator:
-    """Speech -> motion with the diffusion model; a drop-in for RuleBasedMotionGenerator.
+    """Speech -> motion with the diffusion model; same interface as RuleBasedMotionGenerator.
 
     `generate(frames)` is the offline path: it needs the whole clip's features at once
     (call it once per stream). `push(frames)` is the streaming path: it returns the motion
@@ -363,16 +363,8 @@ class DiffusionMotionGenerator:
         if self._silence is None:
             from .features import compute_features  # noqa: PLC0415
 
-            self._silence = compute_features(np.zeros(int(16000 / self.fps), np.float32), self.fps)
+            self._silence = compute_features(np.zeros(int(SAMPLE_RATE / self.fps), np.float32), self.fps)
         self._keep(self._normalizer(self._silence), self._silence.voice_activity, None)
-        self._received += 1
-        return self._step(future=self._audio[-1])  # no stream: the near future is silent too
-
-    def step(self, features: np.ndarray, loudness_db: float, voice_activity: float) -> MotionFrame:
-        """RuleBasedMotionGenerator-compatible single frame (no look-ahead)."""
-        f = FeatureFrames(self._received, np.asarray(features, np.float32)[None], np.float32([loudness_db]),
-                          np.float32([voice_activity]))
-        self._keep(self._normalizer(f), f.voice_activity, None)
         self._received += 1
         return self._step()
 
@@ -386,10 +378,13 @@ class DiffusionMotionGenerator:
         rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(self._motion), 0)
         return np.concatenate([rest, self._motion])
 
-    def _step(self, future: np.ndarray | None = None) -> MotionFrame:
-        """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
-        `future`, when given, is the known audio of every frame not received yet)."""
+    def _step(self) -> MotionFrame:
+        """Emit frame self._emitted from the buffered audio and its look-ahead. Audio not received
+        yet is unknown (masked), except in silence: then the near future is taken to stay silent,
+        as it mostly does. (With the future unknown, the model holds the lips ready to speak,
+        and its own context keeps them there through a pause.)"""
         i = self.model.info
+        future = self._audio[-1] if len(self._vad) and self._vad[-1] < 0.5 else None
         n = i.context + i.window + i.lookahead
         first = self._emitted - i.context  # stream frame index of the window's first context slot
         audio = np.zeros((n, AUDIO_DIM), np.float32)
@@ -449,8 +444,6 @@ class DiffusionMotionGenerator:
         s = self.controls.motion_intensity
         if s == 1.0:
             return x
-        from .blendshapes import NUM_BLENDSHAPES  # noqa: PLC0415
-
         x = x.copy()
         x[:, NUM_BLENDSHAPES:NUM_BLENDSHAPES + 6] *= s
         return x

@@ -16,8 +16,8 @@ from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
-from .common import (CONTROL_QOS, StartupError, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, controls_from_msg,
-                     describe, features_from_msg, motion_to_msg, run_node, to_ns)
+from .common import (CONTROL_QOS, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, StartupError,
+                     controls_from_msg, describe, features_from_msg, motion_to_msg, run_node, to_ns)
 
 NAME = "motion_generator"
 
@@ -36,8 +36,8 @@ class MotionGeneratorNode(Node):
             "model", "", describe("motion model: path to an ONNX motion model, empty for the shipped one, or "
                                   "'rules' for the rule-based generator", read_only=True)).value
         steps = self.declare_parameter(
-            "sampling_steps", MotionModel.DEFAULT_STEPS, describe("diffusion sampling steps per frame", read_only=True,
-                                          int_range=(1, 50))).value
+            "sampling_steps", MotionModel.DEFAULT_STEPS,
+            describe("diffusion sampling steps per frame", read_only=True, int_range=(1, 50))).value
         guidance = Guidance(
             audio=self.declare_parameter("guidance_audio", Guidance.audio, describe(
                 "classifier-free guidance scale of the audio (1: none)", read_only=True,
@@ -103,12 +103,9 @@ class MotionGeneratorNode(Node):
             self._stream_t0_ns = to_ns(msg.header.stamp) - int(msg.frame_offset) * self.period_ns
         self._streaming = not msg.end_of_stream
         self._last_features_ns = self.get_clock().now().nanoseconds
-        if isinstance(self.generator, DiffusionMotionGenerator):
-            motion = self.generator.push(frames)
-            if msg.end_of_stream:
-                motion += self.generator.finish()
-        else:
-            motion = self.generator.generate(frames)
+        motion = self.generator.push(frames)
+        if msg.end_of_stream:
+            motion += self.generator.finish()
         self._publish(motion)
 
     def _publish(self, motion) -> None:
@@ -122,8 +119,7 @@ class MotionGeneratorNode(Node):
         if self._streaming and now - self._last_features_ns > self.stream_timeout_s * 1e9:
             self.get_logger().warning("audio features stopped without end_of_stream; idling")
             self._streaming = False
-            if isinstance(self.generator, DiffusionMotionGenerator):
-                self._publish(self.generator.finish())
+            self._publish(self.generator.finish())
         if self._streaming or not self.idle:
             return
         now -= self.idle_delay_ns
