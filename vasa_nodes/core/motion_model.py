@@ -366,7 +366,7 @@ class DiffusionMotionGenerator:
             self._silence = compute_features(np.zeros(int(SAMPLE_RATE / self.fps), np.float32), self.fps)
         self._keep(self._normalizer(self._silence), self._silence.voice_activity, None)
         self._received += 1
-        return self._step()
+        return self._step(future=self._audio[-1])  # no stream: the near future is silent too
 
     # -- internals --
     def _context(self) -> np.ndarray:
@@ -378,13 +378,10 @@ class DiffusionMotionGenerator:
         rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(self._motion), 0)
         return np.concatenate([rest, self._motion])
 
-    def _step(self) -> MotionFrame:
-        """Emit frame self._emitted from the buffered audio and its look-ahead. Audio not received
-        yet is unknown (masked), except in silence: then the near future is taken to stay silent,
-        as it mostly does. (With the future unknown, the model holds the lips ready to speak,
-        and its own context keeps them there through a pause.)"""
+    def _step(self, future: np.ndarray | None = None) -> MotionFrame:
+        """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
+        `future`, when given, is the known audio of every frame not received yet)."""
         i = self.model.info
-        future = self._audio[-1] if len(self._vad) and self._vad[-1] < 0.5 else None
         n = i.context + i.window + i.lookahead
         first = self._emitted - i.context  # stream frame index of the window's first context slot
         audio = np.zeros((n, AUDIO_DIM), np.float32)
