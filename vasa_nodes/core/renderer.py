@@ -12,11 +12,26 @@ import logging
 
 import numpy as np
 
+from .blendshapes import INDEX
 from .face_rig import MOUTH_LOOP_CORNERS, FaceRig, PosedMesh
 from .motion import MotionFrame
 from .portrait import Portrait
 
 log = logging.getLogger(__name__)
+
+
+
+
+def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(points[:, 0])
+    return points[order, 0], points[order, 1]
+
+
+def _lid_closing(blink: float) -> float:
+    """How much of the closed-lid texture shows at this eyeBlink: none while the eye is
+    open, all once it is nearly shut."""
+    t = float(np.clip((blink - 0.25) / 0.6, 0.0, 1.0))
+    return t * t * (3.0 - 2.0 * t)
 
 
 class RendererError(RuntimeError):
@@ -40,6 +55,23 @@ uniform sampler2D portrait;
 in vec2 uv;
 out vec4 color;
 void main() { color = vec4(texture(portrait, uv).rgb, 1.0); }
+"""
+# Closing lids: the upper lid's skin in the photo is mostly folded away under the brow, so
+# stretching it over the eye smears lashes and crease into streaks. While a lid closes, the
+# triangles around the eyes are drawn again with their band faded into the closed-lid
+# texture: smooth skin with the lash line at its margin.
+_LID_FS = """
+#version 330
+uniform sampler2D portrait;
+uniform sampler2D closed_lids;   // the portrait with its upper lids as closed skin
+uniform sampler2D lid_mask;      // r: the right eye's lid band, g: the left eye's
+uniform vec2 closing;            // (right, left): how far the closed-lid texture shows
+in vec2 uv;
+out vec4 color;
+void main() {
+    float w = clamp(dot(texture(lid_mask, uv).rg, closing), 0.0, 1.0);
+    color = vec4(mix(texture(portrait, uv).rgb, texture(closed_lids, uv).rgb, w), 1.0);
+}
 """
 # Edge fins: textured like the mesh, with alpha fading outwards (see FaceRig.edge_fins).
 _FIN_VS = """
@@ -187,6 +219,7 @@ class FaceRenderer:
         self._mesh_vao = ctx.vertex_array(
             self._mesh_prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")], self._ibo)
         self._setup_eyes()
+        self._setup_lids()
 
         loop_n = len(self.rig.mouth_loop_v)
         self._mouth_buf = ctx.buffer(reserve=(loop_n + 2) * 5 * 4, dynamic=True)
@@ -251,6 +284,70 @@ class FaceRenderer:
         self._eye_vao = ctx.vertex_array(prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")],
                                          ctx.buffer(self.rig.eye_triangles.astype("i4").tobytes()))
 
+    def _setup_lids(self) -> None:
+        """The closed-lid texture and where it applies (see _MESH_FS)."""
+        import cv2  # noqa: PLC0415
+
+        from .face_rig import EYES  # noqa: PLC0415
+
+        s = self.size
+        lm = self.portrait.landmarks[:, :2].astype(np.float64)
+        image = np.ascontiguousarray(self.portrait.image)
+        fill = np.zeros((s, s), np.uint8)
+        masks = []
+        lashes = []
+        for side in ("right", "left"):
+            upper, lower, (outer, inner), _ = EYES[side]
+            margin = lm[[outer, *upper, inner]]
+            low = lm[[outer, *lower, inner]]
+            eye_w = float(np.linalg.norm(lm[outer] - lm[inner]))
+            lid_h = max(float((np.interp(margin[:, 0], *_sorted_xy(low)) - margin[:, 1]).max()), 0.08 * eye_w)
+            # The band the closing lid stretches: from the margin up to about the crease,
+            # and the eye opening below it.
+            top = margin - [0.0, 1.3 * lid_h]
+            band = np.concatenate([top, margin[::-1]])
+            m = np.zeros((s, s), np.uint8)
+            for poly in (band, self.rig.eye_polygon(side)):
+                cv2.fillPoly(m, [np.round(poly * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+            fill |= cv2.dilate(m, np.ones((3, 3), np.uint8))
+            sigma = max(0.12 * lid_h, 0.6)
+            masks.append(cv2.GaussianBlur(m, (0, 0), sigma))
+            lashes.append((margin, lid_h, eye_w))
+        closed = cv2.inpaint(image, fill, max(3.0, 0.02 * s), cv2.INPAINT_TELEA)
+        for margin, lid_h, eye_w in lashes:
+            # The lash line: the darkest tone along the lid margin in the photo, drawn just
+            # above the margin so the lid carries it down onto the lower lid.
+            thick = max(1.5, 0.045 * eye_w)
+            line = np.round((margin - [0.0, 0.5 * thick]) * 4).astype(np.int32)
+            on_margin = np.zeros((s, s), np.uint8)
+            cv2.polylines(on_margin, [line], False, 255, max(1, int(round(2 * thick))), cv2.LINE_AA, shift=2)
+            tone = image[on_margin > 0].reshape(-1, 3)
+            luma = tone.mean(1) if len(tone) else np.zeros(1)
+            dark = tone[luma <= np.percentile(luma, 20)].mean(0) if len(tone) else np.array([40.0, 30.0, 25.0])
+            stroke = np.zeros((s, s), np.uint8)
+            cv2.polylines(stroke, [line], False, 255, max(1, int(round(thick))), cv2.LINE_AA, shift=2)
+            a = (stroke.astype(np.float32) / 255.0)[..., None]
+            # A little shading of the lid towards its margin.
+            shade = cv2.GaussianBlur(stroke, (0, 0), max(0.35 * lid_h, 1.0)).astype(np.float32)[..., None] / 255.0
+            closed = np.clip(closed * (1.0 - 0.35 * shade) * (1.0 - a) + dark * a, 0, 255).astype(np.uint8)
+        ctx = self.ctx
+        self._closed_tex = ctx.texture((s, s), 3, np.ascontiguousarray(closed).tobytes())
+        self._closed_tex.filter = (ctx.LINEAR, ctx.LINEAR)
+        mask = np.zeros((s, s, 3), np.uint8)
+        mask[..., 0], mask[..., 1] = masks
+        self._lid_mask = ctx.texture((s, s), 3, mask.tobytes())
+        self._lid_mask.filter = (ctx.LINEAR, ctx.LINEAR)
+        prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_LID_FS)
+        prog["size"].value = (float(s), float(s))
+        prog["portrait"].value, prog["closed_lids"].value, prog["lid_mask"].value = 0, 2, 3
+        self._lid_prog = prog
+        # The triangles that touch a lid band (in portrait coordinates, where the mask lives).
+        rest = np.clip(np.round(self.rig.rest).astype(int), 0, s - 1)
+        near = cv2.dilate(mask[..., :2].max(-1), np.ones((5, 5), np.uint8))[rest[:, 1], rest[:, 0]] > 0
+        tris = self.rig.triangles[near[self.rig.triangles].any(axis=1)]
+        self._lid_vao = ctx.vertex_array(prog, [(self._pos_buf, "3f", "in_pos"), (self._uv_buf, "2f", "in_uv")],
+                                         ctx.buffer(tris.astype("i4").tobytes()))
+
     @property
     def gl_renderer(self) -> str:
         return str(self.ctx.info.get("GL_RENDERER", "unknown"))
@@ -283,6 +380,15 @@ class FaceRenderer:
         self.ctx.enable(self.ctx.DEPTH_TEST)
         self._tex.use(0)
         self._mesh_vao.render()
+        closing = tuple(_lid_closing(float(motion.blendshapes[INDEX[f"eyeBlink{side}"]]))
+                        for side in ("Right", "Left"))
+        if any(closing):  # the same triangles again, over themselves
+            self._closed_tex.use(2)
+            self._lid_mask.use(3)
+            self._lid_prog["closing"].value = closing
+            self.ctx.depth_func = "<="
+            self._lid_vao.render()
+            self.ctx.depth_func = "<"
         self._eye_mask.use(1)
         self._eye_prog["offset"].value = tuple(float(v) for v in self.rig.gaze_offset(motion))
         self._eye_vao.render()
