@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from vasa_nodes.core.blendshapes import INDEX
@@ -164,3 +165,25 @@ def test_fit_learns_and_exports_a_model_the_runtime_runs(tmp_path):
     assert model.info.window == 25 and model.info.extra["width"] == 64
     frames = DiffusionMotionGenerator(model).generate(compute_features(np.zeros(16000, np.float32)))
     assert len(frames) == 25 and np.isfinite(np.stack([f.to_vector() for f in frames])).all()
+
+    # --init continues from the checkpoint written beside the ONNX: with the learning rate at
+    # zero the continued model validates exactly where the first one's best did.
+    again = fit([str(tmp_path)], str(tmp_path / "continued.onnx"),
+                FitSettings(minutes=5, max_steps=30, batch=16, validate_every=30, lr=0.0,
+                            init=str(out.with_suffix(".pt"))), log=lambda m: None)
+    assert again["history"][0]["validation_loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert MotionModel(tmp_path / "continued.onnx").info.extra["width"] == 64
+
+
+def test_lip_closures_are_the_bilabial_frames():
+    from vasa_nodes.core.blendshapes import INDEX
+    from vasa_nodes.train.corpus import make_utterance
+    from vasa_nodes.train.fit import lip_closures
+
+    rng = np.random.default_rng(0)
+    lips = make_utterance(["Bob bought my map."], "en-us", rng)
+    closed = lip_closures(lips.motion)
+    assert 3 <= closed.sum() <= 0.5 * len(closed)  # b, b, m, m, p: a few frames each
+    gap = lips.motion[:, INDEX["jawOpen"]] - lips.motion[:, INDEX["mouthClose"]]
+    assert gap[closed].max() < 0.03 and gap.max() > 0.2
+    assert not lip_closures(make_utterance(["How are you?"], "en-us", rng).motion).any()

@@ -9,10 +9,16 @@ data, stored in the model). Per example:
 - streaming practice (30 %): the audio after a random frame of the window is masked, as
   it is when the live node generates a frame from what has arrived so far;
 - the context is missing (start of a stream) 10 % of the time, and lightly noised
-  otherwise so that generated context (which drifts a little) is no surprise.
-Loss: MSE on x0 with extra weight on the mouth channels, plus a velocity term.
+  otherwise so that generated context (which drifts a little) is no surprise; 20 % of
+  the time its mouth is pushed off by a random offset, so the model learns to go where
+  the audio says rather than hold the mouth its own previous frames left (in a live
+  stream every frame continues from generated ones).
+Loss: MSE on x0 with extra weight on the mouth channels, and more on the frames where
+the lips close in speech (/p b m/: brief, and what a viewer checks first), plus a
+velocity term.
 Validation: a fixed 5 % of utterances. The best model is exported as ONNX with its
-normalisation and sizes in the metadata (see core/motion_model.py).
+normalisation and sizes in the metadata (see core/motion_model.py), and as a torch
+checkpoint (<name>.pt) from which `--init` continues training.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class FitSettings:
     seed: int = 0
     validate_every: int = 250
     export_best: bool = True
+    init: str | None = None  # a checkpoint (.pt) written by an earlier fit: continue from its weights
 
 
 @dataclass
@@ -55,6 +62,21 @@ class Dataset:
     controls: np.ndarray  # (N, CONTROL_DIM)
     starts: np.ndarray    # first frame of each utterance
     lengths: np.ndarray
+    closure: np.ndarray   # (N,) bool: the lips close for /p b m/ in this frame
+
+
+CLOSURE_WEIGHT = 3.0
+"""Extra weight of the mouth channels in frames where the lips close for a bilabial."""
+
+CONTEXT_MOUTH_OFFSET = (0.2, 0.6)
+"""(probability, std in normalised units) of the random offset added to the context's mouth."""
+
+
+def lip_closures(motion: np.ndarray) -> np.ndarray:
+    """Frames of raw motion vectors whose lips are pressed shut (the bilabial viseme)."""
+    press = 0.5 * (motion[:, INDEX["mouthPressLeft"]] + motion[:, INDEX["mouthPressRight"]])
+    gap = motion[:, INDEX["jawOpen"]] - motion[:, INDEX["mouthClose"]]
+    return (press > 0.2) & (gap < 0.03)
 
 
 def load_data(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -84,6 +106,7 @@ class Windows:
 
     def __init__(self, data: Dataset, cfg: ModelConfig, rng: np.random.Generator):
         self.d, self.cfg, self.rng = data, cfg, rng
+        self.mouth = np.array([INDEX[name] for name in MOUTH_CHANNELS])
         span = cfg.window + cfg.lookahead
         self.usable = np.flatnonzero(data.lengths > span)
         weights = (data.lengths[self.usable] - span).astype(np.float64)
@@ -98,15 +121,21 @@ class Windows:
                "context": np.zeros((size, k, cfg.motion_dim), np.float32),
                "context_mask": np.zeros((size, 1), np.float32),
                "audio": np.zeros((size, n, AUDIO_DIM), np.float32), "audio_mask": np.zeros((size, n), np.float32),
-               "controls": np.zeros((size, CONTROL_DIM), np.float32)}
+               "controls": np.zeros((size, CONTROL_DIM), np.float32),
+               "closure": np.zeros((size, w), np.float32)}
         for b, u in enumerate(utt):
             start, length = int(d.starts[u]), int(d.lengths[u])
             w0 = int(rng.integers(0, length - w - look + 1))  # window start within the utterance
             g = start + w0
             out["x0"][b] = d.motion[g:g + w]
+            out["closure"][b] = d.closure[g:g + w]
             out["controls"][b] = d.controls[g]
             if w0 >= k and rng.random() > 0.1:
                 out["context"][b] = d.motion[g - k:g] + rng.normal(0, 0.05, (k, cfg.motion_dim))
+                p_offset, std = CONTEXT_MOUTH_OFFSET
+                if rng.random() < p_offset:  # the last frames' mouth off where the audio puts it
+                    ramp = np.linspace(0.0, 1.0, k)[:, None]
+                    out["context"][b][:, self.mouth] += ramp * rng.normal(0, std, len(self.mouth))
                 out["context_mask"][b] = 1.0
             lo = max(w0 - k, 0)
             out["audio"][b, k - (w0 - lo):] = d.audio[start + lo:g + w + look]
@@ -119,7 +148,7 @@ class Windows:
         return {key: torch.from_numpy(v) for key, v in out.items()}
 
 
-def _loss(model: MotionDiT, batch: dict[str, torch.Tensor], weights: torch.Tensor, p_drop: float,
+def _loss(model: MotionDiT, batch: dict[str, torch.Tensor], weights: tuple[torch.Tensor, torch.Tensor], p_drop: float,
           generator: torch.Generator | None = None) -> torch.Tensor:
     x0 = batch["x0"]
     size = x0.shape[0]
@@ -129,8 +158,9 @@ def _loss(model: MotionDiT, batch: dict[str, torch.Tensor], weights: torch.Tenso
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
     controls = drop_controls(batch["controls"], p_drop) if p_drop > 0 else batch["controls"]
     pred = model(x_t, t, batch["context"], batch["context_mask"], batch["audio"], batch["audio_mask"], controls)
-    err = ((pred - x0) ** 2 * weights).mean()
-    vel = (((pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])) ** 2 * weights).mean()
+    w = weights[0] + batch["closure"][..., None] * weights[1]  # (B, W, D)
+    err = ((pred - x0) ** 2 * w).mean()
+    vel = (((pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])) ** 2 * w[:, 1:]).mean()
     return err + 0.5 * vel
 
 
@@ -144,25 +174,35 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
         torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(settings.seed)
     audio, motion, controls, lengths = load_data(data_paths)
-    mean = motion.mean(0)
-    std = np.maximum(motion.std(0), 0.02)
+    init = torch.load(settings.init, weights_only=False) if settings.init else None
+    if init:  # continue: the same sizes and normalisation as the model it continues
+        mean, std = np.asarray(init["mean"], np.float32), np.asarray(init["std"], np.float32)
+        cfg = ModelConfig(**init["config"])
+        if cfg.motion_dim != motion.shape[1] or cfg.audio_dim != audio.shape[1]:
+            raise ValueError(f"{settings.init} was trained on other motion or audio features")
+    else:
+        mean = motion.mean(0)
+        std = np.maximum(motion.std(0), 0.02)
+        cfg = ModelConfig(motion_dim=motion.shape[1], width=settings.width, layers=settings.layers)
     motion_n = (motion - mean) / std
+    closure = lip_closures(motion)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    cfg = ModelConfig(motion_dim=motion.shape[1], width=settings.width, layers=settings.layers)
 
     order = rng.permutation(len(lengths))
     n_val = max(1, len(lengths) // 20)
     val_ids, train_ids = order[:n_val], order[n_val:]
-    full = Dataset(audio, motion_n, controls, starts, lengths)
-    subset = lambda ids: Dataset(audio, motion_n, controls, starts[ids], lengths[ids])  # noqa: E731
+    subset = lambda ids: Dataset(audio, motion_n, controls, starts[ids], lengths[ids], closure)  # noqa: E731
     train, val = Windows(subset(train_ids), cfg, rng), Windows(subset(val_ids), cfg, np.random.default_rng(1))
     val_batches = [val.batch(settings.batch) for _ in range(8)]
-    del full
 
-    weights = torch.ones(cfg.motion_dim)
-    weights[[INDEX[name] for name in MOUTH_CHANNELS]] = 3.0
-    weights[[INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]] = 2.0
+    mouth = [INDEX[name] for name in MOUTH_CHANNELS]
+    weights = (torch.ones(cfg.motion_dim), torch.zeros(cfg.motion_dim))  # every frame; closure frames on top
+    weights[0][mouth] = 3.0
+    weights[0][[INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]] = 2.0
+    weights[1][mouth] = CLOSURE_WEIGHT
     model = MotionDiT(cfg)
+    if init:
+        model.load_state_dict(init["state_dict"])
     params = sum(p.numel() for p in model.parameters())
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     log(f"{len(lengths)} utterances, {len(motion)} frames ({len(motion) / cfg.fps / 60:.1f} min); "
@@ -179,13 +219,16 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
 
     def export(net: MotionDiT, validation_loss: float, steps: int) -> dict:
-        report = {"steps": steps, "minutes": (time.monotonic() - t_begin) / 60, "validation_loss": validation_loss,
+        report = {"steps": steps, "init": settings.init, "minutes": (time.monotonic() - t_begin) / 60,
+                  "validation_loss": validation_loss,
                   "parameters": params, "frames": int(len(motion)), "utterances": int(len(lengths)),
                   "data": [str(p) for p in data_paths], "settings": vars(settings), "history": history}
         meta = {**cfg.to_dict(), "mean": mean.round(6).tolist(), "std": std.round(6).tolist(),
                 "schedule": "cosine", "prediction": "x0",
                 "training": {k: report[k] for k in ("steps", "validation_loss", "frames")}}
         export_onnx(net, out_path, {"vasa_motion": json.dumps(meta)})
+        torch.save({"state_dict": net.state_dict(), "config": cfg.to_dict(), "mean": mean.tolist(),
+                    "std": std.tolist(), "steps": steps}, Path(out_path).with_suffix(".pt"))
         net.train()
         Path(out_path).with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
         return report
