@@ -85,6 +85,9 @@ def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portr
     report = json.loads(out)
     assert report["aperture_vs_reference"]["correlation"] > 0.95
     assert report["aperture_vs_reference"]["lag_ms"] == 0.0
+    # The loudness baseline: this mouth follows the sound, so loudness predicts it too.
+    print(report["loudness_vs_reference"])
+    assert report["loudness_vs_reference"]["correlation"] > 0.3
     # AAC decoding may add a frame of padding to the audio.
     assert abs(report["reference"]["frames"] - report["generated"]["frames"]) <= 1
 

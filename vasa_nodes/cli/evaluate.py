@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 renderer.close()
 
         report: dict = {"audio_s": round(audio.duration_s, 3), "generated": ev.summarise(generated)}
-        voice = compute_features(audio.samples, generated.fps).voice_activity
+        audio_features = compute_features(audio.samples, generated.fps)
+        voice = audio_features.voice_activity
         silent = ev.silent_frames(len(generated.aperture), generated.fps, phones, voice)
         fraction, n = ev.closed_in_silence(generated, silent)
         report["mouth_closed_in_silence"] = {"fraction": round(fraction, 4), "frames": n}
@@ -102,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             r, lag_ms = ev.best_lag_correlation(generated.aperture, real_at_rate.aperture, generated.fps)
             report["reference"] = ev.summarise(real)
             report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
+            # For scale: the sound's loudness alone against the same speaker (a reference whose
+            # picture and sound are out of step shows here too).
+            loud = audio_features.loudness_db[:len(generated.aperture)]
+            r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
+            report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
     except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     finally:
