@@ -74,6 +74,18 @@ def test_motion_fitted_to_a_video_recovers_the_motion_that_made_it(tmp_path, por
     assert np.corrcoef(motion[:k, 52], yaw[:k])[0, 1] > 0.9  # head yaw, same sign
 
 
+def test_fit_refuses_a_file_that_is_not_its_checkpoint(tmp_path):
+    from vasa_nodes.train.corpus import make_utterance, save_utterances
+
+    save_utterances(tmp_path / "corpus.npz", [make_utterance(["Hello there."], "en-us", np.random.default_rng(0))])
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    r = subprocess.run([str(BIN / "vasa-train"), "fit", str(tmp_path), "--out", str(tmp_path / "m.onnx"),
+                        "--init", str(tmp_path / "junk.pt"), "--steps", "1"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().startswith("vasa-train: error: cannot read")
+    assert "Traceback" not in r.stderr and not (tmp_path / "m.onnx").exists()
+
+
 def test_extract_reports_a_missing_video(tmp_path):
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(tmp_path / "none.mp4"), "--out",
                         str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=60)

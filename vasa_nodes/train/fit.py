@@ -164,6 +164,19 @@ def _loss(model: MotionDiT, batch: dict[str, torch.Tensor], weights: tuple[torch
     return err + 0.5 * vel
 
 
+def load_checkpoint(path: str) -> dict:
+    """A checkpoint written by fit (weights, sizes, normalisation); ValueError if it is not one."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many kinds for files that are not checkpoints
+        raise ValueError(f"cannot read {path}: not a torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or not {"state_dict", "config", "mean", "std"} <= ckpt.keys():
+        raise ValueError(f"{path} is not a checkpoint written by vasa-train fit")
+    return ckpt
+
+
 def fit(data_paths: list[str], out_path: str, settings: FitSettings,
         log: Callable[[str], None] = print) -> dict:
     """Train, export the best model to `out_path` (ONNX) and return a report (also written
@@ -174,7 +187,7 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
         torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(settings.seed)
     audio, motion, controls, lengths = load_data(data_paths)
-    init = torch.load(settings.init, weights_only=False) if settings.init else None
+    init = load_checkpoint(settings.init) if settings.init else None
     if init:  # continue: the same sizes and normalisation as the model it continues
         mean, std = np.asarray(init["mean"], np.float32), np.asarray(init["std"], np.float32)
         cfg = ModelConfig(**init["config"])
