@@ -64,6 +64,24 @@ def test_report_from_tts_phone_times(speech, portrait_path):
     generated = report["generated"]
     assert generated["tracked_fraction"] == 1.0
     assert 0.05 < generated["head_motion_delta_p_deg"] < 5.0
+    # The head moves more while the speaker talks than in the silences around.
+    assert generated["head_motion_vs_loudness"] > 0.2
+
+
+def test_head_motion_vs_loudness_follows_the_speech_rhythm():
+    import numpy as np
+
+    from vasa_nodes.core.evaluation import Track, head_motion_vs_loudness
+
+    fps, n = 25.0, 500
+    rng = np.random.default_rng(0)
+    talking = (np.arange(n) // 50) % 2 == 0  # 2 s talk, 2 s pause
+    loud = np.where(talking, -20.0, -60.0) + rng.normal(0, 2, n)
+    step = np.where(talking, 0.8, 0.1)[:, None] * rng.normal(0, 1, (n, 3))  # degrees per frame
+    nodding = Track(fps, np.zeros(n), np.zeros(n), np.cumsum(step, axis=0))
+    assert head_motion_vs_loudness(nodding, loud) > 0.7
+    steady = Track(fps, np.zeros(n), np.zeros(n), np.cumsum(0.5 * rng.normal(0, 1, (n, 3)), axis=0))
+    assert abs(head_motion_vs_loudness(steady, loud)) < 0.3
 
 
 def test_forced_alignment_of_a_transcript_finds_the_bilabials(speech, portrait_path):

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         report: dict = {"audio_s": round(audio.duration_s, 3), "generated": ev.summarise(generated)}
         audio_features = compute_features(audio.samples, generated.fps)
         voice = audio_features.voice_activity
+        report["generated"]["head_motion_vs_loudness"] = round(
+            ev.head_motion_vs_loudness(generated, audio_features.loudness_db), 4)
         silent = ev.silent_frames(len(generated.aperture), generated.fps, phones, voice)
         fraction, n = ev.closed_in_silence(generated, silent)
         report["mouth_closed_in_silence"] = {"fraction": round(fraction, 4), "frames": n}
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             real_at_rate = real.resampled(generated.fps, len(generated.aperture))
             r, lag_ms = ev.best_lag_correlation(generated.aperture, real_at_rate.aperture, generated.fps)
             report["reference"] = ev.summarise(real)
+            report["reference"]["head_motion_vs_loudness"] = round(
+                ev.head_motion_vs_loudness(real_at_rate, audio_features.loudness_db), 4)
             report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
             # For scale: the sound's loudness alone against the same speaker (a reference whose
             # picture and sound are out of step shows here too).

@@ -254,6 +254,25 @@ def head_motion_delta_p(track: Track) -> float:
     return float(d.mean()) if len(d) else float("nan")
 
 
+def head_motion_vs_loudness(track: Track, loudness_db: np.ndarray, window_s: float = 0.5) -> float:
+    """Correlation between how fast the head moves and how loud the speech is, both averaged
+    over `window_s` (speakers move their heads more while they talk and on stressed words)."""
+    speed = np.linalg.norm(np.diff(track.rotation_deg, axis=0), axis=1)
+    loud = np.asarray(loudness_db, np.float64)[1:len(speed) + 1]
+    n = min(len(speed), len(loud))
+    speed, loud = speed[:n], loud[:n]
+    ok = np.isfinite(speed) & np.isfinite(loud)
+    if ok.sum() < 10:
+        return float("nan")
+    k = max(1, int(round(window_s * track.fps)))
+    kernel = np.ones(k) / k
+    a = np.convolve(np.where(ok, speed, np.nanmean(speed[ok])), kernel, "same")
+    b = np.convolve(np.where(ok, loud, np.mean(loud[ok])), kernel, "same")
+    if np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def blink_rate(track: Track, closed_fraction: float = 0.6, min_closed_s: float = 0.06) -> float:
     """Blinks per minute: dips of the eye opening below `closed_fraction` of its median lasting
     at least `min_closed_s` (shorter dips are tracker jitter)."""
