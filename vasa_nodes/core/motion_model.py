@@ -29,7 +29,7 @@ import numpy as np
 
 from .features import N_MELS, FeatureFrames, mel_filterbank
 from .audio import SAMPLE_RATE
-from .blendshapes import INDEX, NUM_BLENDSHAPES
+from .blendshapes import ARKIT_BLENDSHAPES, INDEX, NUM_BLENDSHAPES
 from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
 
 # --- Shared with training (vasa_nodes/train): the model's input conventions. ---
@@ -48,6 +48,7 @@ CONTROL_DIM = len(CONTROL_LAYOUT)
 CONTROL_GROUPS = {"gaze": (0, 3), "distance": (3, 5), "emotion": (5, CONTROL_DIM)}
 
 BLINKS = [INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]
+MOUTH = [i for i, name in enumerate(ARKIT_BLENDSHAPES) if name.startswith(("jaw", "mouth", "tongue"))]
 
 PEAK_FLOOR = -6.5
 """Lowest reference level (log10 power) of the audio normaliser: quieter input is silence."""
@@ -139,7 +140,12 @@ class MotionModelError(ValueError):
 
 @dataclass
 class Guidance:
-    """Classifier-free guidance scales (1 = plain conditional prediction)."""
+    """Classifier-free guidance scales (1 = plain conditional prediction).
+
+    The audio scale acts on the mouth channels: it sharpens the lips' articulation, while
+    head, gaze, brows and lids follow the plain conditional prediction (guided, the head
+    jittered by several degrees from frame to frame in a live stream, where each frame
+    comes from its own window). The controls scale acts on every channel."""
 
     audio: float = 3.5
     controls: float = 1.5
@@ -243,7 +249,7 @@ class MotionModel:
             out = self.session.run(None, feeds)[0]
             x0 = out[0].copy()
             if no_audio:
-                x0 += (g.audio - 1.0) * (out[0] - out[1])
+                x0[:, MOUTH] += (g.audio - 1.0) * (out[0] - out[1])[:, MOUTH]
             if no_controls:
                 x0 += (g.controls - 1.0) * (out[0] - out[-1])
             a, a_next = float(alpha_bar(t)), float(alpha_bar(t_next))
@@ -267,6 +273,12 @@ class DiffusionMotionGenerator:
 
     OVERLAP = 5
     """Frames by which consecutive offline windows overlap (cross-faded)."""
+
+    PAUSE_FRAMES = 4
+    """Streaming: after this many silent frames in a row the stream is in a pause (see _step)."""
+
+    PAUSE_LAG = 2
+    """In a pause, frames of a still open mouth are also drawn from a window this many frames back."""
 
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
                  lookahead_frames: int = 1):
@@ -380,10 +392,42 @@ class DiffusionMotionGenerator:
 
     def _step(self, future: np.ndarray | None = None) -> MotionFrame:
         """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
-        `future`, when given, is the known audio of every frame not received yet)."""
+        `future`, when given, is the known audio of every frame not received yet).
+
+        Each frame is the first of a window that continues the last K frames, which keeps
+        the stream smooth. But in a pause that continuity can hold the lips half open: the
+        first frame after the context leans on the context, and the context is the model's
+        own last frames. So in a pause the rest of the stream is taken to be silent, and while
+        the mouth is still open, its channels come from a window started PAUSE_LAG frames
+        earlier, whose frame here lies inside the window (as offline frames do) and follows
+        the silence."""
+        i = self.model.info
+        pause = self._in_pause()
+        if future is None and pause:
+            future = self._audio[-1]
+        x = self.model.sample(self._context(), *self._window_audio(self._emitted, future), self._control_vec,
+                              self._noise_for(self._emitted))[:1]
+        lag = self.PAUSE_LAG
+        mouth_open = x[0, INDEX["jawOpen"]] - x[0, INDEX["mouthClose"]] > 0.03
+        if pause and mouth_open and len(self._motion) >= i.context + lag:
+            start = self._emitted - lag
+            earlier = self.model.sample(self._motion[-i.context - lag:-lag], *self._window_audio(start, future),
+                                        self._control_vec, self._noise_for(start))
+            x[0, MOUTH] = earlier[lag, MOUTH]
+        x = self._apply_intensity(x)
+        buffered_first = self._received - len(self._audio)
+        vad_i = self._emitted - buffered_first
+        va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
+        frame = MotionFrame.from_vector(self._with_blinks(x[:1].copy())[0], self._emitted, va)
+        self._keep(None, None, x[:1])
+        self._emitted += 1
+        return frame
+
+    def _window_audio(self, start: int, future: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(audio, known) of the window whose first frame is stream frame `start`."""
         i = self.model.info
         n = i.context + i.window + i.lookahead
-        first = self._emitted - i.context  # stream frame index of the window's first context slot
+        first = start - i.context  # stream frame index of the window's first context slot
         audio = np.zeros((n, AUDIO_DIM), np.float32)
         known = np.zeros(n, np.float32)
         buffered_first = self._received - len(self._audio)
@@ -395,14 +439,11 @@ class DiffusionMotionGenerator:
             elif future is not None and f >= self._received:
                 audio[slot] = future
                 known[slot] = 1.0
-        x = self.model.sample(self._context(), audio, known, self._control_vec, self._noise_for(self._emitted))
-        x = self._apply_intensity(x[:1])
-        vad_i = self._emitted - buffered_first
-        va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
-        frame = MotionFrame.from_vector(self._with_blinks(x[:1].copy())[0], self._emitted, va)
-        self._keep(None, None, x[:1])
-        self._emitted += 1
-        return frame
+        return audio, known
+
+    def _in_pause(self) -> bool:
+        n = self.PAUSE_FRAMES
+        return len(self._vad) >= n and bool(np.all(self._vad[-n:] < 0.5))
 
     def _noise_for(self, first: int) -> np.ndarray:
         """Starting noise of a window beginning at stream frame `first`. Noise belongs to frames,
@@ -413,7 +454,7 @@ class DiffusionMotionGenerator:
         have = self._noise_first + len(self._noise)
         if end > have:
             self._noise = np.concatenate([self._noise, self._rng.standard_normal((end - have, d)).astype(np.float32)])
-        drop = max(0, first - self._noise_first)
+        drop = max(0, first - self.PAUSE_LAG - self._noise_first)  # (a pause may look back)
         self._noise, self._noise_first = self._noise[drop:], self._noise_first + drop
         return self._noise[first - self._noise_first:end - self._noise_first]
 
@@ -425,7 +466,7 @@ class DiffusionMotionGenerator:
             self._audio = np.concatenate([self._audio, audio])[-keep:]
             self._vad = np.concatenate([self._vad, vad])[-keep:]
         if motion is not None:
-            self._motion = np.concatenate([self._motion, motion])[-i.context:]
+            self._motion = np.concatenate([self._motion, motion])[-(i.context + self.PAUSE_LAG):]
 
     def _with_blinks(self, x: np.ndarray) -> np.ndarray:
         """Spontaneous blinks on top of the model's lids, frame by frame: the few-step sampler
