@@ -62,6 +62,15 @@ def test_blink_shrinks_the_tracked_eye_opening(track):
     assert closed[0] < half[0] < open_[0] and closed[1] < half[1] < open_[1]
 
 
+def test_mouth_close_seals_the_lips_over_an_open_jaw(track):
+    from vasa_nodes.core.evaluation import CLOSED_APERTURE
+
+    for jaw in (0.15, 0.3, 0.5):
+        sealed = measure(track(NEUTRAL.with_blendshapes(jawOpen=jaw, mouthClose=jaw))).mouth_aperture
+        parted = measure(track(NEUTRAL.with_blendshapes(jawOpen=jaw))).mouth_aperture
+        assert sealed < CLOSED_APERTURE < parted, (jaw, sealed, parted)
+
+
 def test_pose_alone_leaves_mouth_and_eye_shapes(track):
     expression = NEUTRAL.with_blendshapes(jawOpen=0.5, mouthSmileLeft=0.5, mouthSmileRight=0.5)
     front = measure(track(expression))

@@ -35,6 +35,25 @@ def test_lips_close_on_every_bilabial(spoken):
         frames = during(a, start - 0.04, end)  # lips lead the sound
         assert frames[:, INDEX["jawOpen"]].min() < 0.15
         assert frames[:, INDEX["mouthPressLeft"]].max() > 0.25
+        # However short the stop, a frame that overlaps its sound has the lips sealed.
+        own = a[int(start * FPS):int(np.ceil(end * FPS))]
+        assert (own[:, INDEX["jawOpen"]] - own[:, INDEX["mouthClose"]]).min() < 1e-6
+
+
+def test_short_stops_between_open_vowels_still_seal_the_lips():
+    # 30 ms stops inside wide-open vowels: blending alone would leave the lips apart.
+    phones, t = [], 0.0
+    for phone, duration in [("a", 0.2), ("p", 0.03), ("a", 0.2), ("b", 0.025), ("A", 0.2), ("m", 0.04), ("a", 0.2)]:
+        phones.append((phone, t, t + duration))
+        t += duration
+    a = articulation(phones, int(np.ceil(t * FPS)), FPS)
+    gap = a[:, INDEX["jawOpen"]] - a[:, INDEX["mouthClose"]]
+    for phone, start, end in phones:
+        own = gap[int(start * FPS):int(np.ceil(end * FPS))]
+        if viseme_of(phone) == "bilabial":
+            assert own.min() < 1e-6, phone
+        else:
+            assert own.max() > 0.3, phone  # the vowels stay open
 
 
 def test_open_vowels_open_the_jaw_and_silence_rests(spoken):

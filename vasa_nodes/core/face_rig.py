@@ -388,8 +388,9 @@ class FaceRig:
         upper_side = uv[:, 1] < mouth_c[1]
         lower_side = ~upper_side
 
-        # Lips close over an open jaw: the lower lip rises back to the upper one.
-        f[INDEX["mouthClose"], :, 1] = -np.where(lower_side, f[INDEX["jawOpen"], :, 1], 0.0) * lips_soft * 0.95
+        # Lips close over an open jaw: the lower lip and the corners rise back to the upper lip
+        # (mouthClose = jawOpen seals them, as in ARKit).
+        f[INDEX["mouthClose"], :, 1] = -f[INDEX["jawOpen"], :, 1] * lips_soft
         f[INDEX["mouthLowerDownLeft"], :, 1] = 0.035 * lips_soft * lower_side * (du > -0.02 * mouth_w)
         f[INDEX["mouthLowerDownRight"], :, 1] = 0.035 * lips_soft * lower_side * (du < 0.02 * mouth_w)
         f[INDEX["mouthUpperUpLeft"], :, 1] = -0.022 * lips_soft * upper_side * (du > -0.02 * mouth_w)
@@ -512,7 +513,9 @@ class FaceRig:
             # The photo's mouth interior follows the lips and opens up to its own size. Below
             # that, both halves meet half-way between the lips (no gap for the cavity to show
             # through) and show only the lips' own edge texture (no squeezed line of teeth).
-            grow = float(np.clip(w[INDEX["jawOpen"]] / self.own_jaw_open, 0.0, 1.0))
+            # mouthClose seals the lips over an open jaw, so only the jaw it leaves counts.
+            parted = w[INDEX["jawOpen"]] - w[INDEX["mouthClose"]]
+            grow = float(np.clip(parted / self.own_jaw_open, 0.0, 1.0))
             lips = pts[self._mid_lips]
             partner = pts[self._mid_partner]
             pts[self._mid_ids] = lips + grow * self._mid_offsets + (1.0 - grow) * 0.5 * (partner - lips)

@@ -21,7 +21,7 @@ from ..core.features import compute_features
 from ..core.motion import EMOTIONS, MOTION_DIM, Controls, RuleBasedMotionGenerator, emotion_offset
 from ..core.motion_model import CONTROL_DIM, controls_vector
 from ..core.tts import synthesize
-from .visemes import MOUTH_CHANNELS, articulation
+from .visemes import MOUTH_CHANNELS, articulation, bilabial_frames, seal_lips
 
 FPS = 25
 
@@ -123,6 +123,8 @@ def performed_motion(clean: np.ndarray, phones, alphabet: str, controls: Control
     channels = [INDEX[name] for name in MOUTH_CHANNELS]
     offset = emotion_offset(controls)
     motion[:, channels] = np.clip(mouth[:, channels] + offset[channels], 0.0, 1.0)
+    # An emotion's jaw offset (surprise) must not part the lips of a /p b m/.
+    seal_lips(motion, bilabial_frames(phones, len(motion), FPS, alphabet))
     return motion
 
 

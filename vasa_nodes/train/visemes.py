@@ -62,6 +62,9 @@ ANTICIPATION_S = 0.04
 
 MIN_HOLD_S = {"bilabial": 0.08, "labiodental": 0.06}
 
+SEAL_LEAD_S = 0.02
+"""Lips shut this long before a bilabial's sound begins (the closure precedes the release)."""
+
 MOUTH_CHANNELS = tuple(sorted({name for targets, _ in VISEMES.values() for name in targets}))
 """The blendshapes these rules drive; the rest of the face is left to the non-verbal rules."""
 
@@ -111,4 +114,39 @@ def articulation(phones: Sequence[tuple[str, float, float]], n_frames: int, fps:
         targets.append(vec)
     w = np.stack(weights)  # (P, T)
     w /= np.maximum(w.sum(0, keepdims=True), 1e-9)
-    return (w.T @ np.stack(targets)).astype(np.float32)
+    out = (w.T @ np.stack(targets)).astype(np.float32)
+    seal_lips(out, bilabial_frames(phones, n_frames, fps, alphabet))
+    return out
+
+
+def bilabial_frames(phones: Sequence[tuple[str, float, float]], n_frames: int, fps: float = 25.0,
+                    alphabet: str = "espeak") -> np.ndarray:
+    """(n_frames,) bool: frames during which the lips are shut for a /p b m/.
+
+    Blending alone leaves a short stop (25-40 ms, under one frame) between open vowels with
+    the lips apart, yet real lips always meet for it: every frame that overlaps the phone
+    (from slightly before its sound, by more than 10 ms) is a closure.
+    """
+    shut = np.zeros(n_frames, bool)
+    for phoneme, start, end in phones:
+        if viseme_of(phoneme, alphabet) != "bilabial":
+            continue
+        first = max(int(np.floor((start - SEAL_LEAD_S) * fps)), 0)
+        last = int(np.ceil((max(end, start + 0.02) - 0.01) * fps))  # exclusive
+        shut[first:min(max(last, first + 1), n_frames)] = True
+    return shut
+
+
+def seal_lips(blendshapes: np.ndarray, shut: np.ndarray) -> np.ndarray:
+    """Close the lips in the `shut` frames of (T, 52) coefficients, in place: mouthClose
+    cancels whatever jawOpen the neighbours leave (ARKit's convention for lips together
+    with the jaw apart), and the lips press a little."""
+    jaw = blendshapes[shut, INDEX["jawOpen"]]
+    blendshapes[shut, INDEX["mouthClose"]] = jaw
+    for side in ("Left", "Right"):
+        i = INDEX[f"mouthPress{side}"]
+        blendshapes[shut, i] = np.maximum(blendshapes[shut, i], 0.3)
+    for name in ("mouthFunnel", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+                 "mouthUpperUpRight", "mouthRollLower", "tongueOut"):
+        blendshapes[shut, INDEX[name]] = 0.0
+    return blendshapes
