@@ -22,7 +22,7 @@ RIGID_LANDMARKS = [1, 4, 5, 6, 8, 9, 10, 151, 168, 195, 197, 33, 133, 263, 362, 
 class FaceMeasurement:
     mouth_aperture: float       # inner-lip gap at the centre / face height
     mouth_width: float          # corner-to-corner distance / face height
-    eye_opening: tuple[float, float]  # (right, left) lid gap / eye width
+    eye_opening: tuple[float, float]  # (right, left) lid gap across the eye / eye width
     face_height: float          # forehead-to-chin distance, pixels
 
 
@@ -30,15 +30,21 @@ def measure(landmarks: np.ndarray) -> FaceMeasurement:
     """Shape measurements from (478, 3) landmarks in pixels, independent of head size and pose.
 
     Distances are taken in 3D (the tracker's x, y, z), so turning or nodding the head does
-    not read as a change of expression.
+    not read as a change of expression. The lid gap is measured across the eye, along the
+    face's own vertical axis (as the eye aspect ratio is): the tracker puts a lid a little
+    in front of or beside the other one, and that depth or sideways offset is no opening.
     """
     lm = np.asarray(landmarks, np.float64)
     face_h = float(np.linalg.norm(lm[CHIN] - lm[FOREHEAD]))
+    across = lm[263] - lm[33]  # the eye line (outer corners)
+    down = lm[CHIN] - lm[FOREHEAD]
+    down -= across * (down @ across) / (across @ across)
+    down /= np.linalg.norm(down)
     openings = []
     for side in ("right", "left"):
         upper, lower, (outer, inner), _ = EYES[side]
         width = np.linalg.norm(lm[outer] - lm[inner])
-        gap = np.linalg.norm(lm[upper[2:5]] - lm[lower[2:5]], axis=1).mean()
+        gap = np.abs((lm[lower[2:5]] - lm[upper[2:5]]) @ down).mean()
         openings.append(float(gap / width))
     return FaceMeasurement(
         mouth_aperture=float(np.linalg.norm(lm[14] - lm[13]) / face_h),

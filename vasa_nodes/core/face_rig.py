@@ -270,7 +270,6 @@ class FaceRig:
         self.follow = np.concatenate([self.follow, np.ones(2 * n)])
         src = [upper[k] for k in inner] + [lower[k] for k in inner]
         self.fields = np.concatenate([self.fields, self.fields[:, src]], axis=1)
-        self.uv_fields = {k: np.concatenate([v, np.zeros((2 * n, 2), np.float32)]) for k, v in self.uv_fields.items()}
         self.mouth_gap_rows = (np.array([upper[0], *range(base, base + n), upper[-1]]),
                                np.array([lower[0], *range(base + n, base + 2 * n), lower[-1]]))
         tris = []
@@ -432,14 +431,12 @@ class FaceRig:
             f[INDEX[sneer]] += wn[:, None] * np.array([0.0, -0.018])
             f[INDEX["cheekPuff"]] += wk[:, None] * np.array([sign * 0.03, 0.0])
 
-        uv_fields = self._build_eye_fields(f, uv, is_face)
-        self.uv_fields = {k: self._to_image(v).astype(np.float32) for k, v in uv_fields.items()}
+        self._build_eye_fields(f, uv, is_face)
         return np.stack([self._to_image(fi) for fi in f]).astype(np.float32)
 
-    def _build_eye_fields(self, f: np.ndarray, uv: np.ndarray, is_face: np.ndarray) -> dict[int, np.ndarray]:
-        """Fill the eye and brow blendshape fields; return texture-coordinate fields (blinks)."""
+    def _build_eye_fields(self, f: np.ndarray, uv: np.ndarray, is_face: np.ndarray) -> None:
+        """Fill the eye and brow blendshape fields."""
         vid = self._vertex_of
-        uv_fields: dict[int, np.ndarray] = {}
         for side_name, (upper, lower, (outer, inner), iris) in EYES.items():
             suffix = "Left" if side_name == "left" else "Right"
             up = np.array([uv[vid[i]] for i in upper])
@@ -465,12 +462,9 @@ class FaceRig:
                 blink[vid[i], 1] = d - rise + 0.06 * lid_h
             for i in lower:
                 blink[vid[i], 1] = -rise
-            # As the lower lid rises, its margin shows skin from a little lower down, not the
-            # white of the eye that borders it in the photo.
-            uv_blink = np.zeros_like(uv)
-            for i in lower:
-                uv_blink[vid[i], 1] = 0.35 * lid_h
-            uv_fields[INDEX["eyeBlink" + suffix]] = uv_blink
+            # The lower lid keeps its own texture as it rises: taking skin from further down
+            # folded the under-eye texture into vertical streaks (and the closed-lid pass
+            # covers the white of the eye at its margin).
             # Lid skin above follows with decreasing weight up to the brow.
             lid_top = np.interp(uv[:, 0], up[np.argsort(up[:, 0]), 0], up[np.argsort(up[:, 0]), 1])
             above = lid_top - uv[:, 1]
@@ -497,7 +491,6 @@ class FaceRig:
             f[INDEX["browOuterUp" + suffix], :, 1] += -0.04 * wb * (1.0 - inner_side)
             f[INDEX["browDown" + suffix], :, 1] += 0.03 * wb
             f[INDEX["browDown" + suffix], :, 0] += -np.sign(eye_c[0]) * 0.01 * wb
-        return uv_fields
 
     # -- per frame ------------------------------------------------------------------
 
@@ -542,7 +535,4 @@ class FaceRig:
             # corner colour from the lips next to them instead.
             corners, neighbours = self._corner_uv
             uv[corners] = self.rest[corners] + (1.0 - grow) * (neighbours - self.rest[corners])
-        for k, field in self.uv_fields.items():
-            if w[k] > 1e-4:
-                uv += w[k] * field
         return PosedMesh(out, depth.astype(np.float32), uv, out[self.mouth_loop_v], self.mouth_upper)
