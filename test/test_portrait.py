@@ -31,6 +31,24 @@ def test_output_size_is_configurable(portrait_path, fitter, size):
     assert load_portrait(portrait_path, size, fitter).image.shape == (size, size, 3)
 
 
+@pytest.mark.parametrize("width, height, photo_px", [(1920, 1080, 300), (4000, 3000, 400)])
+def test_a_small_face_in_a_large_picture_is_found(tmp_path, photo, fitter, width, height, photo_px):
+    # The face is 5-10 % of the picture's height: the detector, which sees 192 px, misses it
+    # in the whole picture (and fires on the suit's badge instead).
+    canvas = Image.new("RGB", (width, height), (40, 60, 90))
+    canvas.paste(photo.resize((photo_px, photo_px)), (width // 2, height // 3))
+    boxes = fitter.detect(np.asarray(canvas))
+    assert len(boxes) == 1
+    x0, y0, x1, y1 = boxes[0]
+    # Where the photo's face is (its box in the 512 px photo is about x 174-278, y 68-172).
+    k = photo_px / 512
+    assert width // 2 + 150 * k < (x0 + x1) / 2 < width // 2 + 300 * k
+    assert height // 3 + 50 * k < (y0 + y1) / 2 < height // 3 + 190 * k
+    path = tmp_path / "crowd.jpg"
+    canvas.save(path)
+    assert load_portrait(path, 256, fitter).landmarks.shape == (478, 3)
+
+
 @pytest.mark.parametrize("variant", ["rgba", "grey", "grey16", "small", "tiny_rgba", "huge", "wide"])
 def test_image_variants_load(tmp_path, photo, fitter, variant):
     path = tmp_path / f"{variant}.png"

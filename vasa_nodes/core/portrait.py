@@ -96,6 +96,14 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
+def _overlap(a: tuple, b: tuple) -> float:
+    """Intersection over the smaller of two boxes (x0, y0, x1, y1)."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / max(smaller, 1e-9)
+
+
 class FaceFitter:
     """MediaPipe face detection + 478-point face mesh, loaded once and reused."""
 
@@ -104,15 +112,54 @@ class FaceFitter:
             from mediapipe.python.solutions import face_detection, face_mesh  # noqa: PLC0415
 
             self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+            # The short-range model, for tiles of a large picture (faces that fill much of a tile).
+            self._tile_detector = face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
             self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                             min_detection_confidence=0.4)
 
     def close(self) -> None:
         self._detector.close()
+        self._tile_detector.close()
         self._mesh.close()
 
     def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """Face boxes (x0, y0, x1, y1) in pixels, largest first."""
+        """Face boxes (x0, y0, x1, y1) in pixels, largest first.
+
+        The detector sees its input at 192 px, so a face that is small in a large picture
+        is lost: when the whole picture shows none, overlapping square tiles, each 2/3 the
+        size of the last (while they are at least 8 x MIN_FACE_PX), are searched, and boxes
+        found twice where tiles overlap are merged.
+        """
+        h, w = rgb.shape[:2]
+        found = self._detect_in(rgb, 0, 0)
+        boxes = self._confirmed(rgb, found)
+        tile = min(h, w)
+        while not boxes and tile >= 8 * MIN_FACE_PX:
+            tile = tile * 2 // 3
+            step = tile // 2
+            for y in range(0, max(h - tile, 0) + step, step):
+                for x in range(0, max(w - tile, 0) + step, step):
+                    y0, x0 = min(y, max(h - tile, 0)), min(x, max(w - tile, 0))
+                    found += self._detect_in(rgb[y0:y0 + tile, x0:x0 + tile], x0, y0, self._tile_detector)
+            boxes = self._confirmed(rgb, found)
+        return boxes
+
+    def _confirmed(self, rgb: np.ndarray, found: list[tuple[float, tuple]]) -> list[tuple]:
+        """Detections merged where they repeat, kept where the face mesh confirms them, largest first.
+
+        The detector also fires on face-like patterns (a badge, folds of cloth); the mesh
+        model, run on a crop around the box, does not.
+        """
+        boxes = []
+        for score, box in sorted(found, reverse=True):  # most confident first; drop its repeats
+            if all(_overlap(box, kept) < 0.3 for kept in boxes):
+                boxes.append(box)
+        boxes = [b for b in boxes if self._mesh_confirms(rgb, b)]
+        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+        return boxes
+
+    def _detect_in(self, rgb: np.ndarray, x_off: int, y_off: int, detector=None) -> list[tuple[float, tuple]]:
+        """(score, box) of the faces in one image or tile, boxes in the full picture's pixels."""
         h, w = rgb.shape[:2]
         scale = 1.0
         work = rgb
@@ -123,14 +170,51 @@ class FaceFitter:
             scale = 1920.0 / max(h, w)
             work = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         with _native_stderr_silenced():
-            result = self._detector.process(np.ascontiguousarray(work))
-        boxes = []
+            result = (detector or self._detector).process(np.ascontiguousarray(work))
+        out = []
         for det in result.detections or []:
             bb = det.location_data.relative_bounding_box
-            x0, y0 = bb.xmin * work.shape[1] / scale, bb.ymin * work.shape[0] / scale
-            boxes.append((x0, y0, x0 + bb.width * work.shape[1] / scale, y0 + bb.height * work.shape[0] / scale))
-        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-        return boxes
+            x0, y0 = x_off + bb.xmin * w, y_off + bb.ymin * h
+            out.append((float(det.score[0]), (x0, y0, x0 + bb.width * w, y0 + bb.height * h)))
+        return out
+
+    def _mesh_confirms(self, rgb: np.ndarray, box: tuple) -> bool:
+        import cv2  # noqa: PLC0415
+
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        half = 1.2 * max(box[2] - box[0], box[3] - box[1])
+        h, w = rgb.shape[:2]
+        x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+        x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return False
+        crop = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), (256, 256), interpolation=cv2.INTER_AREA)
+        lm = self.landmarks(crop)
+        if lm is None:
+            return False
+        # The mesh's face must be the detected one, not another face in the crop.
+        mx, my = lm[:, 0].mean() * (x1 - x0) / 256 + x0, lm[:, 1].mean() * (y1 - y0) / 256 + y0
+        return box[0] <= mx <= box[2] and box[1] <= my <= box[3]
+
+    def _detect_in(self, rgb: np.ndarray, x_off: int, y_off: int, detector=None) -> list[tuple[float, tuple]]:
+        """(score, box) of the faces in one image or tile, boxes in the full picture's pixels."""
+        h, w = rgb.shape[:2]
+        scale = 1.0
+        work = rgb
+        if max(h, w) > 1920:
+            # The detector runs at 192 px anyway; shrinking first saves time on 4K inputs.
+            import cv2  # noqa: PLC0415
+
+            scale = 1920.0 / max(h, w)
+            work = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        with _native_stderr_silenced():
+            result = (detector or self._detector).process(np.ascontiguousarray(work))
+        out = []
+        for det in result.detections or []:
+            bb = det.location_data.relative_bounding_box
+            x0, y0 = x_off + bb.xmin * w, y_off + bb.ymin * h
+            out.append((float(det.score[0]), (x0, y0, x0 + bb.width * w, y0 + bb.height * h)))
+        return out
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks in pixels of `rgb`, or None when no face mesh fits."""
