@@ -156,6 +156,37 @@ def test_exported_model_matches_torch_under_onnx_runtime(tmp_path):
     assert session.get_modelmeta().custom_metadata_map["vasa_motion"] == "{}"
 
 
+def test_renormalize_keeps_the_predictions_in_motion_units():
+    import torch
+
+    from vasa_nodes.core.motion_model import AUDIO_DIM, CONTROL_DIM
+    from vasa_nodes.train.fit import renormalize
+    from vasa_nodes.train.model import ModelConfig, MotionDiT
+
+    torch.manual_seed(0)
+    model = MotionDiT(ModelConfig(width=64, layers=2))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    cfg = model.cfg
+    rng = np.random.default_rng(0)
+    old = (rng.normal(size=cfg.motion_dim), rng.uniform(0.02, 0.3, cfg.motion_dim))
+    new = (old[0] + rng.normal(0, 0.05, cfg.motion_dim), old[1] * rng.uniform(0.5, 3.0, cfg.motion_dim))
+    n = cfg.context + cfg.window + cfg.lookahead
+    raw_x, raw_ctx = torch.randn(2, cfg.window, cfg.motion_dim), torch.randn(2, cfg.context, cfg.motion_dim)
+    rest = [torch.tensor([[1.0], [1.0]]), torch.randn(2, n, AUDIO_DIM), torch.ones(2, n), torch.randn(2, CONTROL_DIM)]
+
+    def predict(mean, std):  # the model's clean-motion prediction, in motion units
+        m, s = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        with torch.no_grad():
+            out = model((raw_x - m) / s, torch.tensor([0.3, 0.7]), (raw_ctx - m) / s, rest[0], *rest[1:])
+        return (out * s + m).numpy()
+
+    before = predict(*old)
+    renormalize(model, old, new)
+    assert np.abs(predict(*new) - before).max() < 1e-4
+    assert np.abs(predict(*old) - before).max() > 0.1  # the layers did change
+
+
 def test_fit_learns_and_exports_a_model_the_runtime_runs(tmp_path):
     from vasa_nodes.core.features import compute_features
     from vasa_nodes.core.motion_model import DiffusionMotionGenerator, MotionModel

@@ -18,7 +18,8 @@ the lips close in speech (/p b m/: brief, and what a viewer checks first), plus 
 velocity term.
 Validation: a fixed 5 % of utterances. The best model is exported as ONNX with its
 normalisation and sizes in the metadata (see core/motion_model.py), and as a torch
-checkpoint (<name>.pt) from which `--init` continues training.
+checkpoint (<name>.pt) from which `--init` continues training (normalised afresh for the
+data it continues on, see renormalize).
 """
 
 from __future__ import annotations
@@ -177,6 +178,24 @@ def load_checkpoint(path: str) -> dict:
     return ckpt
 
 
+@torch.no_grad()
+def renormalize(model: MotionDiT, old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray]) -> None:
+    """Re-express a model trained on motion normalised by `old` (mean, std) in the
+    normalisation `new`, in place: the motion input and output layers absorb the change,
+    so clean motion maps to the same prediction (exactly at t = 0). Continuing on data with
+    other statistics (new targets, a user's own videos) then starts where the model was,
+    instead of meeting targets many of its standard deviations away."""
+    (m0, s0), (m1, s1) = [(torch.as_tensor(m, dtype=torch.float32), torch.as_tensor(s, dtype=torch.float32))
+                          for m, s in (old, new)]
+    # input: x_old = (s1 x_new + m1 - m0) / s0
+    w = model.motion_in.weight.clone()
+    model.motion_in.weight.copy_(w * (s1 / s0)[None])
+    model.motion_in.bias.add_(w @ ((m1 - m0) / s0))
+    # output: x_new = (s0 x_old + m0 - m1) / s1
+    model.out.weight.mul_((s0 / s1)[:, None])
+    model.out.bias.copy_((s0 * model.out.bias + m0 - m1) / s1)
+
+
 def fit(data_paths: list[str], out_path: str, settings: FitSettings,
         log: Callable[[str], None] = print) -> dict:
     """Train, export the best model to `out_path` (ONNX) and return a report (also written
@@ -188,14 +207,13 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
     rng = np.random.default_rng(settings.seed)
     audio, motion, controls, lengths = load_data(data_paths)
     init = load_checkpoint(settings.init) if settings.init else None
-    if init:  # continue: the same sizes and normalisation as the model it continues
-        mean, std = np.asarray(init["mean"], np.float32), np.asarray(init["std"], np.float32)
+    mean = motion.mean(0)
+    std = np.maximum(motion.std(0), 0.02)
+    if init:  # continue: the same sizes as the model it continues, normalised for this data
         cfg = ModelConfig(**init["config"])
         if cfg.motion_dim != motion.shape[1] or cfg.audio_dim != audio.shape[1]:
             raise ValueError(f"{settings.init} was trained on other motion or audio features")
     else:
-        mean = motion.mean(0)
-        std = np.maximum(motion.std(0), 0.02)
         cfg = ModelConfig(motion_dim=motion.shape[1], width=settings.width, layers=settings.layers)
     motion_n = (motion - mean) / std
     closure = lip_closures(motion)
@@ -216,6 +234,7 @@ def fit(data_paths: list[str], out_path: str, settings: FitSettings,
     model = MotionDiT(cfg)
     if init:
         model.load_state_dict(init["state_dict"])
+        renormalize(model, (np.asarray(init["mean"]), np.asarray(init["std"])), (mean, std))
     params = sum(p.numel() for p in model.parameters())
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     log(f"{len(lengths)} utterances, {len(motion)} frames ({len(motion) / cfg.fps / 60:.1f} min); "
