@@ -179,6 +179,7 @@ class FaceFitter:
         return out
 
     def _mesh_confirms(self, rgb: np.ndarray, box: tuple) -> bool:
+        """Whether the face mesh finds this box's face in a crop around it."""
         import cv2  # noqa: PLC0415
 
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -195,26 +196,6 @@ class FaceFitter:
         # The mesh's face must be the detected one, not another face in the crop.
         mx, my = lm[:, 0].mean() * (x1 - x0) / 256 + x0, lm[:, 1].mean() * (y1 - y0) / 256 + y0
         return box[0] <= mx <= box[2] and box[1] <= my <= box[3]
-
-    def _detect_in(self, rgb: np.ndarray, x_off: int, y_off: int, detector=None) -> list[tuple[float, tuple]]:
-        """(score, box) of the faces in one image or tile, boxes in the full picture's pixels."""
-        h, w = rgb.shape[:2]
-        scale = 1.0
-        work = rgb
-        if max(h, w) > 1920:
-            # The detector runs at 192 px anyway; shrinking first saves time on 4K inputs.
-            import cv2  # noqa: PLC0415
-
-            scale = 1920.0 / max(h, w)
-            work = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        with _native_stderr_silenced():
-            result = (detector or self._detector).process(np.ascontiguousarray(work))
-        out = []
-        for det in result.detections or []:
-            bb = det.location_data.relative_bounding_box
-            x0, y0 = x_off + bb.xmin * w, y_off + bb.ymin * h
-            out.append((float(det.score[0]), (x0, y0, x0 + bb.width * w, y0 + bb.height * h)))
-        return out
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks in pixels of `rgb`, or None when no face mesh fits."""
