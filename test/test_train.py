@@ -156,6 +156,36 @@ def test_exported_model_matches_torch_under_onnx_runtime(tmp_path):
     assert session.get_modelmeta().custom_metadata_map["vasa_motion"] == "{}"
 
 
+def test_training_continues_from_an_exported_model(tmp_path):
+    import torch
+
+    from vasa_nodes.core.motion_model import AUDIO_DIM, CONTROL_DIM, DEFAULT_MODEL, load_session
+    from vasa_nodes.train.fit import load_checkpoint
+    from vasa_nodes.train.model import INPUT_NAMES, ModelConfig, MotionDiT
+
+    ckpt = load_checkpoint(str(DEFAULT_MODEL))  # the shipped model: no .pt beside it
+    model = MotionDiT(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    cfg = model.cfg
+    n = cfg.context + cfg.window + cfg.lookahead
+    g = torch.Generator().manual_seed(3)
+    inputs = [torch.randn(4, cfg.window, cfg.motion_dim, generator=g), torch.rand(4, generator=g),
+              torch.randn(4, cfg.context, cfg.motion_dim, generator=g), torch.tensor([[1.0], [0.0], [1.0], [1.0]]),
+              torch.randn(4, n, AUDIO_DIM, generator=g), (torch.rand(4, n, generator=g) > 0.5).float(),
+              torch.randn(4, CONTROL_DIM, generator=g)]
+    with torch.no_grad():
+        got = model(*inputs).numpy()
+    expected = load_session(DEFAULT_MODEL).run(None, {k: v.numpy() for k, v in zip(INPUT_NAMES, inputs)})[0]
+    assert np.abs(got - expected).max() < 1e-4
+    assert len(ckpt["mean"]) == len(ckpt["std"]) == cfg.motion_dim
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model at all")
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        load_checkpoint(str(junk))
+
+
 def test_renormalize_keeps_the_predictions_in_motion_units():
     import torch
 

@@ -3,7 +3,7 @@
     vasa-train corpus --out DIR [--minutes 60] [--seed 0] [--languages en-us,fr,...]
     vasa-train recorded SPEECH_DIR --out DIR [--copies 3] [--hold-out TEXT ...]
     vasa-train extract VIDEO [VIDEO ...] --out DATA.npz
-    vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N] [--init MODEL.pt]
+    vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N] [--init MODEL.pt|MODEL.onnx]
 
 `corpus` synthesises multilingual speech with exact phoneme timing and matching motion
 targets; `recorded` does the same for recorded speech with transcripts (forced alignment);
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (default 4e-4)")
-    f.add_argument("--init", metavar="MODEL.pt",
-                   help="continue from the weights of an earlier fit (the .pt written beside its .onnx)")
+    f.add_argument("--init", metavar="MODEL.pt|MODEL.onnx",
+                   help="continue from the weights of an earlier fit: the .pt written beside its .onnx, or an "
+                        "exported .onnx itself (the shipped model included)")
     e = sub.add_parser("extract", help="fit motion to real talking videos with sound")
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--out", required=True, metavar="DATA.npz")

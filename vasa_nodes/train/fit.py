@@ -37,7 +37,7 @@ import torch
 from ..core.blendshapes import INDEX
 from ..core.features import FeatureFrames
 from ..core.motion_model import AUDIO_DIM, CONTROL_DIM, alpha_bar, normalize_audio
-from .model import ModelConfig, MotionDiT, drop_controls, export_onnx
+from .model import ModelConfig, MotionDiT, drop_controls, export_onnx, weights_from_onnx
 from .visemes import MOUTH_CHANNELS
 
 
@@ -166,7 +166,10 @@ def _loss(model: MotionDiT, batch: dict[str, torch.Tensor], weights: tuple[torch
 
 
 def load_checkpoint(path: str) -> dict:
-    """A checkpoint written by fit (weights, sizes, normalisation); ValueError if it is not one."""
+    """A checkpoint written by fit (weights, sizes, normalisation), or the same recovered from
+    an exported model (MODEL.onnx, see weights_from_onnx); ValueError if it is neither."""
+    if str(path).endswith(".onnx"):
+        return weights_from_onnx(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

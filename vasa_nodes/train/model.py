@@ -146,3 +146,84 @@ def export_onnx(model: MotionDiT, path: str, metadata: dict[str, str]) -> None:
         entry.key, entry.value = key, value
     proto.producer_name = "vasa_nodes"
     onnx.save(proto, path)
+
+
+def weights_from_onnx(path: str) -> dict:
+    """The weights of a model exported by export_onnx, as a checkpoint dict (state_dict,
+    config, mean, std, as fit writes beside its ONNX), so training can continue from any
+    exported model, the shipped one included. ValueError if the file is not one of ours.
+
+    The exporter folds some parameters (the transposed weight of each linear layer, the
+    role rows) into anonymous initializers. A probe model with distinct random values,
+    exported the same way, tells which parameter each one holds; the recovered model is
+    checked against the ONNX one under ONNX Runtime.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    from ..core.motion_model import load_session  # noqa: PLC0415
+
+    try:
+        proto = onnx.load(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # protobuf raises its own kinds for files that are not ONNX
+        raise ValueError(f"cannot read {path}: not an ONNX model ({type(exc).__name__})") from None
+    try:
+        meta = json.loads({p.key: p.value for p in proto.metadata_props}["vasa_motion"])
+        cfg = ModelConfig(**{k: meta[k] for k in ModelConfig().to_dict()})
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path} is not a motion model exported by vasa-train") from None
+    shipped = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    probe = MotionDiT(cfg)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(probe, str(Path(tmp) / "probe.onnx"), {})
+        probe_inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(Path(tmp) / "probe.onnx")).graph.initializer}
+    if set(probe_inits) != set(shipped):
+        raise ValueError(f"{path} was exported from another version of the model")
+    params = {k: v.numpy() for k, v in probe.state_dict().items()}
+    state = {k: torch.zeros_like(v) for k, v in probe.state_dict().items()}
+    filled = {k: np.zeros(v.shape[:1], bool) for k, v in params.items()}
+    for name, value in probe_inits.items():
+        for key, p in params.items():
+            if p.shape == value.shape and np.array_equal(p, value):
+                state[key], filled[key][:] = torch.from_numpy(shipped[name].copy()), True
+            elif p.ndim == 2 and p.T.shape == value.shape and np.array_equal(p.T, value):  # a linear layer's weight
+                state[key], filled[key][:] = torch.from_numpy(shipped[name].T.copy()), True
+            elif p.ndim == 2 and value.shape[-1:] == p.shape[1:] and any(
+                    np.array_equal(row, value.reshape(-1, p.shape[1])[0]) for row in p):  # a row (a role), maybe broadcast
+                r = next(r for r, row in enumerate(p) if np.array_equal(row, value.reshape(-1, p.shape[1])[0]))
+                state[key][r], filled[key][r] = torch.from_numpy(shipped[name].reshape(-1, p.shape[1])[0].copy()), True
+            else:
+                continue
+            break
+    if not all(f.all() for f in filled.values()):
+        raise ValueError(f"{path}: not every weight could be recovered")
+    model = MotionDiT(cfg)
+    model.load_state_dict(state)
+    model.eval()
+    # The recovered model must compute what the ONNX model does.
+    rng = np.random.default_rng(0)
+    n = cfg.context + cfg.window + cfg.lookahead
+    session = load_session(path)
+    inputs = [rng.normal(size=(2, cfg.window, cfg.motion_dim)), rng.uniform(size=2),
+              rng.normal(size=(2, cfg.context, cfg.motion_dim)), np.array([[1.0], [0.0]]),
+              rng.normal(size=(2, n, cfg.audio_dim)), (rng.uniform(size=(2, n)) > 0.3) * 1.0,
+              rng.normal(size=(2, session.get_inputs()[6].shape[1]))]
+    inputs = [np.asarray(x, np.float32) for x in inputs]
+    expected = session.run(None, dict(zip(INPUT_NAMES, inputs)))[0]
+    with torch.no_grad():
+        got = model(*[torch.from_numpy(x) for x in inputs]).numpy()
+    if np.abs(got - expected).max() > 1e-3:
+        raise ValueError(f"{path}: the recovered weights do not reproduce the model")
+    return {"state_dict": model.state_dict(), "config": cfg.to_dict(), "mean": meta["mean"], "std": meta["std"],
+            "steps": meta.get("training", {}).get("steps", 0)}
