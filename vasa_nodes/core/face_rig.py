@@ -497,6 +497,11 @@ class FaceRig:
     def pose(self, motion: MotionFrame) -> PosedMesh:
         """Vertex positions (pixels) for a motion frame."""
         w = np.asarray(motion.blendshapes, np.float32)
+        jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+        if w[close] > w[jaw]:
+            # mouthClose undoes jawOpen at the lips; beyond it the lower lip would ride over the upper.
+            w = w.copy()
+            w[close] = w[jaw]
         active = np.nonzero(w > 1e-4)[0]
         pts = self.base.copy()
         if len(active):
@@ -507,7 +512,7 @@ class FaceRig:
             # that, both halves meet half-way between the lips (no gap for the cavity to show
             # through) and show only the lips' own edge texture (no squeezed line of teeth).
             # mouthClose seals the lips over an open jaw, so only the jaw it leaves counts.
-            parted = w[INDEX["jawOpen"]] - w[INDEX["mouthClose"]]
+            parted = w[jaw] - w[close]
             grow = float(np.clip(parted / self.own_jaw_open, 0.0, 1.0))
             lips = pts[self._mid_lips]
             partner = pts[self._mid_partner]
