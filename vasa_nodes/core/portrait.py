@@ -161,7 +161,6 @@ class FaceFitter:
     def _detect_in(self, rgb: np.ndarray, x_off: int, y_off: int, detector=None) -> list[tuple[float, tuple]]:
         """(score, box) of the faces in one image or tile, boxes in the full picture's pixels."""
         h, w = rgb.shape[:2]
-        scale = 1.0
         work = rgb
         if max(h, w) > 1920:
             # The detector runs at 192 px anyway; shrinking first saves time on 4K inputs.

@@ -185,7 +185,7 @@ def load_checkpoint(path: str) -> dict:
 def renormalize(model: MotionDiT, old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray]) -> None:
     """Re-express a model trained on motion normalised by `old` (mean, std) in the
     normalisation `new`, in place: the motion input and output layers absorb the change,
-    so clean motion maps to the same prediction (exactly at t = 0). Continuing on data with
+    so the same motion in gives the same motion out. Continuing on data with
     other statistics (new targets, a user's own videos) then starts where the model was,
     instead of meeting targets many of its standard deviations away."""
     (m0, s0), (m1, s1) = [(torch.as_tensor(m, dtype=torch.float32), torch.as_tensor(s, dtype=torch.float32))
