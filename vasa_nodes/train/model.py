@@ -10,10 +10,14 @@ Inputs and outputs are those of vasa_nodes.core.motion_model.MotionModel.
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -158,11 +162,6 @@ def weights_from_onnx(path: str) -> dict:
     exported the same way, tells which parameter each one holds; the recovered model is
     checked against the ONNX one under ONNX Runtime.
     """
-    import json
-    import tempfile
-    from pathlib import Path
-
-    import numpy as np
     import onnx  # noqa: PLC0415
     from onnx import numpy_helper  # noqa: PLC0415
 

@@ -138,7 +138,7 @@ def bilabial_frames(phones: Sequence[tuple[str, float, float]], n_frames: int, f
 
 
 def seal_lips(blendshapes: np.ndarray, shut: np.ndarray) -> np.ndarray:
-    """Close the lips in the `shut` frames of (T, 52) coefficients, in place: mouthClose
+    """Close the lips in the `shut` frames of (T, 52+) coefficients or motion vectors, in place: mouthClose
     cancels whatever jawOpen the neighbours leave (ARKit's convention for lips together
     with the jaw apart), and the lips press a little."""
     jaw = blendshapes[shut, INDEX["jawOpen"]]
