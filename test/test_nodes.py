@@ -71,6 +71,45 @@ def test_audio_capture_without_a_microphone_falls_back_to_the_topic():
     assert "Traceback" not in out
 
 
+def test_ctrl_c_while_messages_pour_in_stops_a_node_cleanly():
+    """The stop signal lands at random points of the spin loop, also half way through taking a message."""
+    from vasa_nodes.msg import AudioChunk
+    from vasa_nodes.nodes.common import STREAM_QOS
+
+    rclpy.init()
+    try:
+        node = rclpy.create_node("flood_test")
+        pub = node.create_publisher(AudioChunk, "/vasa/audio_in", STREAM_QOS)
+        chunk = np.zeros(320, np.float32)
+        offset = 0
+
+        def flood(seconds):
+            nonlocal offset
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                pub.publish(AudioChunk(sample_rate=16000, sample_offset=offset, samples=chunk))
+                offset += 320
+
+        def wait_for_subscribers(count):
+            end = time.monotonic() + 20
+            while pub.get_subscription_count() != count and time.monotonic() < end:
+                time.sleep(0.05)
+            return pub.get_subscription_count() == count
+
+        for trial in range(10):
+            proc = start("audio_capture")
+            assert wait_for_subscribers(1), "audio_capture never subscribed"
+            flood(0.5 + 0.137 * trial)
+            proc.send_signal(signal.SIGINT if trial % 2 == 0 else signal.SIGTERM)
+            flood(0.3)  # messages keep arriving while it stops
+            out, _ = proc.communicate(timeout=20)
+            assert proc.returncode == 0 and "Traceback" not in out, f"trial {trial}:\n{out[-2000:]}"
+            assert wait_for_subscribers(0), "the stopped node's subscription is still announced"
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
 def test_avatar_control_publishes_latched_changes_and_rejects_bad_values():
     proc = start("avatar_control")
     rclpy.init()

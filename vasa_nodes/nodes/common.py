@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from vasa_nodes.core.blendshapes import ARKIT_BLENDSHAPES, NUM_BLENDSHAPES
 from vasa_nodes.core.features import FEATURE_TYPE, N_MELS, FeatureFrames
@@ -156,6 +158,9 @@ def controls_from_msg(msg: AvatarControl) -> Controls:
 
 # -- process entry -------------------------------------------------------------------
 
+SPIN_PERIOD_S = 0.1  # longest a stop request waits for the spin loop
+
+
 class StartupError(RuntimeError):
     """A node cannot start (bad parameter, unreadable portrait, …); logged as one ERROR line."""
 
@@ -165,17 +170,28 @@ class StartupError(RuntimeError):
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """init, build the node, spin until Ctrl-C or shutdown, clean up. Returns the exit code."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code.
+
+    Ctrl-C and SIGTERM only ask the spin loop to stop (within SPIN_PERIOD_S): an exception
+    raised by the signal inside rclpy, half way through taking a message, would surface
+    as a RuntimeError instead of a clean stop.
+    """
+    stop = threading.Event()
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = None
     code = 0
     try:
         node = factory()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except StartupError as exc:
         rclpy.logging.get_logger(exc.node_name).error(str(exc))
         code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
         # A second Ctrl-C must not interrupt the clean-up half way.
