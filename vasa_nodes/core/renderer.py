@@ -373,6 +373,10 @@ class FaceRenderer:
         self._pos_buf.write(np.column_stack([mesh.positions, mesh.depth]).astype("f4").tobytes())
         self._uv_buf.write(mesh.uv.astype("f4").tobytes())
         self._mouth_buf.write(self._mouth_fan(mesh).tobytes())
+        pos, uv, alpha = self.rig.edge_fins(mesh)
+        # Every buffer is filled before the first draw: writing one that a queued draw still
+        # reads would make a software rasteriser finish the frame so far, in two halves.
+        self._fin_buf.write(np.column_stack([pos, uv, alpha]).astype("f4").tobytes())
         self._fbo.use()
         self.ctx.clear(0.5, 0.5, 0.5, depth=1.0)
         self.ctx.disable(self.ctx.DEPTH_TEST)  # the cavity lies behind everything
@@ -392,8 +396,6 @@ class FaceRenderer:
         self._eye_mask.use(1)
         self._eye_prog["offset"].value = tuple(float(v) for v in self.rig.gaze_offset(motion))
         self._eye_vao.render()
-        pos, uv, alpha = self.rig.edge_fins(mesh)
-        self._fin_buf.write(np.column_stack([pos, uv, alpha]).astype("f4").tobytes())
         self.ctx.enable(self.ctx.BLEND)
         self.ctx.blend_func = self.ctx.SRC_ALPHA, self.ctx.ONE_MINUS_SRC_ALPHA
         self.ctx.depth_mask = False
