@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vasa_nodes.core.face_rig import EYES, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, NOSE_TIP
+from vasa_nodes.core.face_rig import EYES, FACE_OVAL, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, NOSE_TIP
 from vasa_nodes.core.motion import MotionFrame
 from vasa_nodes.core.portrait import load_portrait
 from vasa_nodes.core.renderer import FaceRenderer
@@ -112,6 +112,25 @@ def test_head_pose_directions(renderer):
     neutral = renderer.render(MotionFrame.neutral())
     for edge in (np.s_[:3], np.s_[-3:], np.s_[:, :3], np.s_[:, -3:]):
         assert np.abs(out[edge].astype(int) - neutral[edge]).mean() < 2.0
+
+
+def test_a_turned_head_keeps_its_outline_smooth(renderer):
+    """Landmarks at the side of the face nearly coincide in the photo: turning that side
+    towards the camera must not stretch the thin triangles there (hair and background at
+    the outline drawn as spikes across the cheek)."""
+    rig = renderer.rig
+    tri = rig.triangles
+    at_outline = (rig.follow[tri] == 1.0).all(axis=1) & np.isin(tri, [rig._vertex_of[i] for i in FACE_OVAL]).any(axis=1)
+
+    def areas(p):
+        a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
+        return np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]) / 2
+
+    rest = areas(rig.rest.astype(float))
+    for yaw in (-20, -10, 10, 20):
+        m = dataclasses.replace(MotionFrame.neutral(), head_rotation=np.radians([yaw, 0, 0]).astype(np.float32))
+        stretch = areas(rig.pose(m).positions.astype(float))[at_outline] / np.maximum(rest[at_outline], 1e-3)
+        assert stretch.max() < 3.0, (yaw, np.sort(stretch)[-3:])
 
 
 def iris_centre(image, renderer, side):

@@ -67,6 +67,26 @@ def _gauss(d2: np.ndarray, radius: float) -> np.ndarray:
     return np.exp(-d2 / (radius * radius))
 
 
+def _even_outline_depth(lm: np.ndarray) -> np.ndarray:
+    """Landmark depths with the face's outline region smoothed over image neighbours.
+
+    Where the face turns away from the camera (the sides of the cheeks and jaw), landmarks
+    lie almost on top of each other in the picture but far apart in depth. Turning that side
+    towards the camera spreads them apart again, in an order the picture need not have:
+    triangles fold over and the sliver of hair and background at the outline is stretched
+    into spikes across the cheek. Near the outline, points close in the image therefore
+    take (nearly) the same depth; the face's inner relief is kept."""
+    xy, z = lm[:468, :2], lm[:468, 2]
+    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
+    w = _gauss(((xy[:, None] - xy[None]) ** 2).sum(-1), 0.04 * face_h)
+    smooth = (w @ z) / w.sum(axis=1)
+    to_outline = np.sqrt(((xy[:, None] - lm[FACE_OVAL, :2][None]) ** 2).sum(-1)).min(axis=1)
+    near = 1.0 - _smoothstep(0.05 * face_h, 0.15 * face_h, to_outline)
+    out = lm[:, 2].copy()
+    out[:468] = z + near * (smooth - z)
+    return out
+
+
 @dataclass(frozen=True)
 class PosedMesh:
     """A deformed, posed mesh ready to draw (pixel coordinates of the output image)."""
@@ -88,6 +108,7 @@ class FaceRig:
             raise ValueError(f"expected (478, 3) landmarks, got {lm.shape}")
         lm = lm.copy()
         lm[:, 2] *= DEPTH_SCALE
+        lm[:, 2] = _even_outline_depth(lm)
         self.size = size
         self._lm = lm
         self._own = rotation_matrix(own_yaw_roll[0], 0.0, own_yaw_roll[1])
