@@ -67,7 +67,7 @@ def _gauss(d2: np.ndarray, radius: float) -> np.ndarray:
     return np.exp(-d2 / (radius * radius))
 
 
-def _even_outline_depth(lm: np.ndarray) -> np.ndarray:
+def _even_outline_depth(lm: np.ndarray, face_h: float) -> np.ndarray:
     """Landmark depths with the face's outline region smoothed over image neighbours.
 
     Where the face turns away from the camera (the sides of the cheeks and jaw), landmarks
@@ -77,7 +77,6 @@ def _even_outline_depth(lm: np.ndarray) -> np.ndarray:
     into spikes across the cheek. Near the outline, points close in the image therefore
     take (nearly) the same depth; the face's inner relief is kept."""
     xy, z = lm[:468, :2], lm[:468, 2]
-    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
     w = _gauss(((xy[:, None] - xy[None]) ** 2).sum(-1), 0.04 * face_h)
     smooth = (w @ z) / w.sum(axis=1)
     to_outline = np.sqrt(((xy[:, None] - lm[FACE_OVAL, :2][None]) ** 2).sum(-1)).min(axis=1)
@@ -108,18 +107,18 @@ class FaceRig:
             raise ValueError(f"expected (478, 3) landmarks, got {lm.shape}")
         lm = lm.copy()
         lm[:, 2] *= DEPTH_SCALE
-        lm[:, 2] = _even_outline_depth(lm)
+        self.face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))  # the unit of the head frame
+        lm[:, 2] = _even_outline_depth(lm, self.face_h)
         self.size = size
         self._lm = lm
         self._own = rotation_matrix(own_yaw_roll[0], 0.0, own_yaw_roll[1])
 
-        # Head frame in the image: eye line and face height.
+        # Head frame in the image: the eye line.
         eye_r = lm[[33, 133, 159, 145]].mean(0)
         eye_l = lm[[263, 362, 386, 374]].mean(0)
         ex = (eye_l - eye_r)[:2]
         self.ex = ex / np.linalg.norm(ex)
         self.ey = np.array([-self.ex[1], self.ex[0]])
-        self.face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
         self.origin = ((eye_r + eye_l) / 2)[:2]
         self.centre3 = lm[:468].mean(0)
         self.pivot = self.centre3 + np.array([0.0, 0.0, 0.55 * self.face_h])  # inside the head

@@ -192,19 +192,25 @@ def weights_from_onnx(path: str) -> dict:
     params = {k: v.numpy() for k, v in probe.state_dict().items()}
     state = {k: torch.zeros_like(v) for k, v in probe.state_dict().items()}
     filled = {k: np.zeros(v.shape[:1], bool) for k, v in params.items()}
-    for name, value in probe_inits.items():
+    def place(name: str, value: np.ndarray) -> None:
+        """Put the shipped initializer `name` where the probe's `value` sits in the state dict."""
         for key, p in params.items():
             if p.shape == value.shape and np.array_equal(p, value):
                 state[key], filled[key][:] = torch.from_numpy(shipped[name].copy()), True
-            elif p.ndim == 2 and p.T.shape == value.shape and np.array_equal(p.T, value):  # a linear layer's weight
+                return
+            if p.ndim == 2 and p.T.shape == value.shape and np.array_equal(p.T, value):  # a linear layer's weight
                 state[key], filled[key][:] = torch.from_numpy(shipped[name].T.copy()), True
-            elif p.ndim == 2 and value.shape[-1:] == p.shape[1:] and any(
-                    np.array_equal(row, value.reshape(-1, p.shape[1])[0]) for row in p):  # a row (a role), maybe broadcast
-                r = next(r for r, row in enumerate(p) if np.array_equal(row, value.reshape(-1, p.shape[1])[0]))
-                state[key][r], filled[key][r] = torch.from_numpy(shipped[name].reshape(-1, p.shape[1])[0].copy()), True
-            else:
-                continue
-            break
+                return
+            if p.ndim == 2 and value.shape[-1:] == p.shape[1:]:  # a row (a role), maybe broadcast
+                first = value.reshape(-1, p.shape[1])[0]
+                rows = [r for r, row in enumerate(p) if np.array_equal(row, first)]
+                if rows:
+                    r = rows[0]
+                    state[key][r], filled[key][r] = torch.from_numpy(shipped[name].reshape(-1, p.shape[1])[0].copy()), True
+                    return
+
+    for name, value in probe_inits.items():
+        place(name, value)
     if not all(f.all() for f in filled.values()):
         raise ValueError(f"{path}: not every weight could be recovered")
     model = MotionDiT(cfg)
