@@ -206,7 +206,7 @@ def test_ten_minutes_of_speech_in_constant_memory_without_drift(model, speech):
 
 
 def test_nodes_and_runtime_do_not_import_torch():
-    code = ("import sys, vasa_nodes.core.motion_model, vasa_nodes.core.pipeline, "
+    code = ("import sys, vasa_nodes.core.motion_model, vasa_nodes.core.lip_seal, vasa_nodes.core.pipeline, "
             "vasa_nodes.nodes.motion_generator; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -260,3 +260,42 @@ def test_lip_closures_are_the_bilabial_frames():
     gap = lips.motion[:, INDEX["jawOpen"]] - lips.motion[:, INDEX["mouthClose"]]
     assert gap[closed].max() < 0.03 and gap.max() > 0.2
     assert not lip_closures(make_utterance(["How are you?"], "en-us", rng).motion).any()
+
+
+def test_lipseal_learns_and_exports_a_detector_the_runtime_runs(tmp_path):
+    from vasa_nodes.core.features import FeatureFrames
+    from vasa_nodes.core.lip_seal import LipSeal
+    from vasa_nodes.core.motion_model import normalize_audio
+    from vasa_nodes.train.corpus import make_utterance, save_utterances
+    from vasa_nodes.train.fit import lip_closures
+    from vasa_nodes.train.lip_seal import LipSealSettings, fit_lip_seal
+
+    rng = np.random.default_rng(0)
+    utterances = [make_utterance(["Bob bought a big blue map.", "Maybe we meet at noon."], v, rng)
+                  for v in ("en-us", "fr", "de", "es", "it", "nl")]
+    save_utterances(tmp_path / "corpus.npz", utterances)
+    out = tmp_path / "lip_seal.onnx"
+    report = fit_lip_seal([str(tmp_path)], str(out), LipSealSettings(steps=400, batch=128, hidden=64),
+                          log=lambda m: None)
+    assert report["steps"] == 400 and report["sealed_frames"] > 20
+    assert json.loads(out.with_suffix(".json").read_text())["validation"] == report["validation"]
+    detector = LipSeal(out)
+    assert (detector.past, detector.future) == (6, 1)
+    # It learnt where the lips shut: higher probabilities on those frames than elsewhere.
+    u = utterances[1]
+    audio = normalize_audio(FeatureFrames(0, u.features, u.loudness_db, u.voice_activity))
+    p = detector.probabilities(audio, 0, len(audio))
+    shut = lip_closures(u.motion)
+    assert p[shut].mean() > p[~shut].mean() + 0.2
+
+
+def test_lipseal_without_closures_in_the_data_is_one_line(tmp_path):
+    from vasa_nodes.train.corpus import make_utterance, save_utterances
+
+    save_utterances(tmp_path / "corpus.npz", [make_utterance(["How are you?"], "en-us", np.random.default_rng(0))])
+    r = subprocess.run([str(BIN / "vasa-train"), "lipseal", str(tmp_path), "--out", str(tmp_path / "x.onnx")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["vasa-train: error: the data has no lip closures to learn from "
+                                             "(corpora with /p b m/ are needed)"]
+    assert not (tmp_path / "x.onnx").exists()

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, nargs=2, metavar=("AUDIO", "CONTROLS"),
                    help="classifier-free guidance scales of the audio and of the controls (1 = none; "
                         "default: the motion model's defaults)")
+    p.add_argument("--lip-seal", metavar="DETECTOR.onnx|none",
+                   help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
+                        "or 'none' for the motion model alone (default: the shipped detector)")
     p.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     return p
 
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..core import evaluation as ev  # noqa: PLC0415
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.features import compute_features  # noqa: PLC0415
+    from ..core.lip_seal import LipSealError  # noqa: PLC0415
     from ..core.motion_model import Guidance, MotionModelError  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings, motion_for_audio  # noqa: PLC0415
     from ..core.portrait import FaceFitter, PortraitError, load_portrait  # noqa: PLC0415
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             portrait = load_portrait(args.portrait, args.size, fitter)
             motion = motion_for_audio(audio, GenerateSettings(
                 fps=args.fps, seed=args.seed, model=args.motion_model, steps=args.steps,
-                guidance=Guidance(*args.guidance) if args.guidance else None))
+                guidance=Guidance(*args.guidance) if args.guidance else None, lip_seal=args.lip_seal))
             renderer = FaceRenderer(portrait)
             try:
                 generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             loud = audio_features.loudness_db[:len(generated.aperture)]
             r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
             report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, OSError) as exc:
+    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError, OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     finally:
         fitter.close()

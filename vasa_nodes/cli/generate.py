@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, nargs=2, metavar=("AUDIO", "CONTROLS"),
                    help="classifier-free guidance scales of the audio and of the controls (1 = none; "
                         "default: the motion model's defaults)")
+    p.add_argument("--lip-seal", metavar="DETECTOR.onnx|none",
+                   help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
+                        "or 'none' for the motion model alone (default: the shipped detector)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after argument parsing so that --help stays instant.
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
+    from ..core.lip_seal import LipSealError  # noqa: PLC0415
     from ..core.motion_model import Guidance, MotionModelError  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings, motion_for_audio, write_video  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
@@ -102,14 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
         settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls, model=args.motion_model,
-                                    steps=args.steps, guidance=Guidance(*args.guidance) if args.guidance else None)
+                                    steps=args.steps, guidance=Guidance(*args.guidance) if args.guidance else None,
+                                    lip_seal=args.lip_seal)
         if motion is None:
             motion = motion_for_audio(audio, settings)
         start = time.perf_counter()
         with _progress(len(motion), disable=args.quiet) as bar:
             frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update)
         elapsed = time.perf_counter() - start
-    except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError) as exc:
+    except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError, LipSealError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)

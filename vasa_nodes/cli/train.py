@@ -4,13 +4,15 @@
     vasa-train recorded SPEECH_DIR --out DIR [--copies 3] [--hold-out TEXT ...]
     vasa-train extract VIDEO [VIDEO ...] --out DATA.npz
     vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N] [--init MODEL.pt|MODEL.onnx]
+    vasa-train lipseal DATA [DATA ...] --out LIP_SEAL.onnx [--steps 6000]
 
 `corpus` synthesises multilingual speech with exact phoneme timing and matching motion
 targets; `recorded` does the same for recorded speech with transcripts (forced alignment);
 `extract` tracks real talking videos (with sound) and fits the same motion vector, so
 models can be trained on your own recordings. All three write the same .npz layout:
 features (T, 80) log-mel, loudness_db, voice_activity, motion (T, 61), controls (T, 10),
-lengths. `fit` trains the motion diffusion model on any mix of them and exports ONNX.
+lengths. `fit` trains the motion diffusion model on any mix of them and exports ONNX;
+`lipseal` trains the lip-seal detector (where the lips shut for /p b m/) on the same data.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--init", metavar="MODEL.pt|MODEL.onnx",
                    help="continue from the weights of an earlier fit: the .pt written beside its .onnx, or an "
                         "exported .onnx itself (the shipped model included)")
+    s = sub.add_parser("lipseal", help="train the lip-seal detector (lips shut for /p b m/) and export it as ONNX")
+    s.add_argument("data", nargs="+", metavar="DATA", help="corpus.npz files (or folders holding one)")
+    s.add_argument("--out", required=True, metavar="LIP_SEAL.onnx")
+    s.add_argument("--steps", type=int, default=6000, help="training steps (default 6000)")
+    s.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    s.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("extract", help="fit motion to real talking videos with sound")
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--out", required=True, metavar="DATA.npz")
@@ -110,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             report = fit(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
             print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation loss "
                   f"{report['validation_loss']:.4f} -> {args.out}")
+        elif args.command == "lipseal":
+            from ..train.lip_seal import LipSealSettings, fit_lip_seal  # noqa: PLC0415
+
+            if args.steps < 1:
+                raise ValueError("--steps must be at least 1")
+            settings = LipSealSettings(steps=args.steps, threads=args.threads, seed=args.seed)
+            report = fit_lip_seal(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
+            v = report["validation"]
+            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation accuracy "
+                  f"{v['accuracy']:.3f}, recall {v['recall']:.3f}, precision {v['precision']:.3f} -> {args.out}")
         else:
             from ..core.portrait import FaceFitter  # noqa: PLC0415
             from ..train.corpus import save_utterances  # noqa: PLC0415

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_MELS, FeatureFrames, mel_filterbank
+from .lip_seal import LipSeal, seal_lips, seal_weight
 from .audio import SAMPLE_RATE
 from .blendshapes import ARKIT_BLENDSHAPES, INDEX, NUM_BLENDSHAPES
 from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
@@ -281,10 +282,14 @@ class DiffusionMotionGenerator:
     """In a pause, frames of a still open mouth are also drawn from a window this many frames back."""
 
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
-                 lookahead_frames: int = 1):
+                 lookahead_frames: int = 1, lip_seal: LipSeal | None = None):
         self.model = model
         self.fps = model.info.fps
         self.seed = seed
+        if lip_seal is not None and (abs(lip_seal.fps - self.fps) > 1e-6 or lip_seal.audio_dim > AUDIO_DIM):
+            raise MotionModelError(f"the lip-seal detector ({lip_seal.fps:g} fps, {lip_seal.audio_dim} audio values) "
+                                   f"does not fit the motion model ({self.fps:g} fps)")
+        self.lip_seal = lip_seal
         self.lookahead = int(np.clip(lookahead_frames, 0, model.info.lookahead + model.info.window - 1))
         self.set_controls(controls or Controls())
         self._silence = None
@@ -345,7 +350,8 @@ class DiffusionMotionGenerator:
             if start + w >= n:
                 break
         motion = out[:n]
-        result = frames_from_vectors(self._with_blinks(motion.copy()), self._emitted, vad)
+        sealed = self._sealed(motion.copy(), np.concatenate([self._audio, audio]), len(self._audio))
+        result = frames_from_vectors(self._with_blinks(sealed), self._emitted, vad)
         self._emitted += n
         self._received += n
         self._keep(audio, vad, motion)
@@ -418,7 +424,8 @@ class DiffusionMotionGenerator:
         buffered_first = self._received - len(self._audio)
         vad_i = self._emitted - buffered_first
         va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
-        frame = MotionFrame.from_vector(self._with_blinks(x[:1].copy())[0], self._emitted, va)
+        out = self._with_blinks(self._sealed(x[:1].copy(), self._audio, vad_i))
+        frame = MotionFrame.from_vector(out[0], self._emitted, va)
         self._keep(None, None, x[:1])
         self._emitted += 1
         return frame
@@ -467,6 +474,14 @@ class DiffusionMotionGenerator:
             self._vad = np.concatenate([self._vad, vad])[-keep:]
         if motion is not None:
             self._motion = np.concatenate([self._motion, motion])[-(i.context + self.PAUSE_LAG):]
+
+    def _sealed(self, x: np.ndarray, audio: np.ndarray, first: int) -> np.ndarray:
+        """Motion rows x, frames first.. of the normalised `audio`, with the lips sealed where the
+        lip-seal detector hears a /p b m/ (core/lip_seal.py). Like blinks, only the output
+        carries the seal; the model's own context stays as it generated it."""
+        if self.lip_seal is None:
+            return x
+        return seal_lips(x, seal_weight(self.lip_seal.probabilities(audio, first, len(x))))
 
     def _with_blinks(self, x: np.ndarray) -> np.ndarray:
         """Spontaneous blinks on top of the model's lids, frame by frame: the few-step sampler

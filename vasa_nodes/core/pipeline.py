@@ -10,6 +10,7 @@ import numpy as np
 
 from .audio import Audio
 from .features import StreamingFeatureExtractor, compute_features
+from .lip_seal import load_lip_seal
 from .motion import Controls, MotionFrame, RuleBasedMotionGenerator
 from .motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from .portrait import Portrait
@@ -30,6 +31,7 @@ class GenerateSettings:
     model: str | None = None  # ONNX motion model; None: the shipped one; "rules": rule-based generator
     steps: int = 4
     guidance: Guidance | None = None  # classifier-free guidance scales (None: the model's defaults)
+    lip_seal: str | None = None  # lip-seal detector (ONNX); None: the shipped one; "none": off
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
@@ -75,7 +77,8 @@ def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | No
 
 def _diffusion_motion(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
     model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps, guidance=settings.guidance)
-    generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls)
+    generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls,
+                                         lip_seal=load_lip_seal(settings.lip_seal))
     features = compute_features(audio.samples, model.info.fps)
     frames = generator.generate(features)
     n = int(np.ceil(len(audio.samples) / audio.sample_rate * settings.fps - 1e-9))

@@ -13,6 +13,7 @@ import sys
 from rclpy.node import Node
 
 from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
+from vasa_nodes.core.lip_seal import load_lip_seal
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
@@ -48,6 +49,9 @@ class MotionGeneratorNode(Node):
         lookahead = self.declare_parameter(
             "lookahead_frames", 1, describe("audio frames the diffusion model waits for past each frame (latency "
                                             "vs. lip anticipation)", read_only=True, int_range=(0, 5))).value
+        lip_seal = self.declare_parameter(
+            "lip_seal_model", "", describe("lip-seal detector (lips shut for /p b m/): path to an ONNX detector, "
+                                           "empty for the shipped one, or 'none'", read_only=True)).value
         if model == "rules":
             self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
         else:
@@ -57,9 +61,14 @@ class MotionGeneratorNode(Node):
                 raise StartupError(NAME, str(exc)) from None
             if abs(motion_model.info.fps - self.fps) > 1e-3:
                 raise StartupError(NAME, f"the motion model runs at {motion_model.info.fps:g} fps, not {self.fps}")
-            self.generator = DiffusionMotionGenerator(motion_model, seed=seed, controls=Controls(),
-                                                      lookahead_frames=lookahead)
-            self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps")
+            try:
+                seal = load_lip_seal(lip_seal)
+                self.generator = DiffusionMotionGenerator(motion_model, seed=seed, controls=Controls(),
+                                                          lookahead_frames=lookahead, lip_seal=seal)
+            except ValueError as exc:  # LipSealError, MotionModelError
+                raise StartupError(NAME, str(exc)) from None
+            self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps, lip seal "
+                                   f"{'off' if seal is None else 'on'}")
         self._stream_base = 0  # generator frame index of the current stream's frame 0
         self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
         self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)

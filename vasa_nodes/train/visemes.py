@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.blendshapes import INDEX, NUM_BLENDSHAPES
+from ..core.lip_seal import seal_lips as _seal
 
 # Each viseme: the ARKit coefficients of its articulatory target, and its dominance (how
 # strongly it resists its neighbours: lip closure for /p b m/ always wins).
@@ -138,15 +139,6 @@ def bilabial_frames(phones: Sequence[tuple[str, float, float]], n_frames: int, f
 
 
 def seal_lips(blendshapes: np.ndarray, shut: np.ndarray) -> np.ndarray:
-    """Close the lips in the `shut` frames of (T, 52+) coefficients or motion vectors, in place: mouthClose
-    cancels whatever jawOpen the neighbours leave (ARKit's convention for lips together
-    with the jaw apart), and the lips press a little."""
-    jaw = blendshapes[shut, INDEX["jawOpen"]]
-    blendshapes[shut, INDEX["mouthClose"]] = jaw
-    for side in ("Left", "Right"):
-        i = INDEX[f"mouthPress{side}"]
-        blendshapes[shut, i] = np.maximum(blendshapes[shut, i], 0.3)
-    for name in ("mouthFunnel", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
-                 "mouthUpperUpRight", "mouthRollLower", "tongueOut"):
-        blendshapes[shut, INDEX[name]] = 0.0
-    return blendshapes
+    """Close the lips in the `shut` frames of (T, 52+) coefficients or motion vectors, in place
+    (core.lip_seal.seal_lips: the same seal the motion generator applies at run time)."""
+    return _seal(blendshapes, np.asarray(shut, np.float32))
