@@ -62,6 +62,12 @@ def clean_transcript(text: str) -> str:
     return " ".join(re.sub(r"<[^>]*>|\[[^\]]*\]", " ", text).split())
 
 
+SILENCE_BELOW_PEAK_DB = 35.0
+"""To the DTW alignment, frames whose level lies this far below the loudest frame's are silence,"""
+ABOVE_NOISE_DB = 12.0
+"""... or less than this above the noise floor (the level of the quietest tenth of the frames)."""
+
+
 def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Monotonic alignment of feature rows a (n, d) to b (m, d): for each row of a, the
     matching row of b. Steps of 0, 1 or 2 rows of b per row of a (vectorised per row)."""
@@ -85,12 +91,20 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return path
 
 
-def _cepstra(samples: np.ndarray) -> np.ndarray:
+def _cepstra(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """(cepstra at 100 fps of the part between the first and the last sound, index of its first frame)."""
     from scipy.fft import dct  # noqa: PLC0415
 
-    mel = compute_features(samples, FPS * 4).features  # 100 fps for a finer alignment
-    c = dct(mel, type=2, norm="ortho", axis=1)[:, 1:20]
-    return c - c.mean(0)
+    frames = compute_features(samples, FPS * 4)  # 100 fps for a finer alignment
+    mel = frames.features
+    # Leading and trailing silence differ between a recording and espeak's reading; left in,
+    # they pin the path's ends and drag the first and last phones into the silence.
+    level = frames.loudness_db
+    threshold = max(level.max() - SILENCE_BELOW_PEAK_DB, np.percentile(level, 10) + ABOVE_NOISE_DB)
+    sounding = np.nonzero(level > threshold)[0]
+    first, last = (int(sounding[0]), int(sounding[-1]) + 1) if len(sounding) else (0, len(mel))
+    c = dct(mel[first:last], type=2, norm="ortho", axis=1)[:, 1:20]
+    return c - c.mean(0), first
 
 
 def align_with_tts(audio: Audio, text: str, voice: str) -> list[tuple[str, float, float]]:
@@ -102,12 +116,17 @@ def align_with_tts(audio: Audio, text: str, voice: str) -> list[tuple[str, float
 
     speech = synthesize(text, voice=voice, rate_wpm=160)
     synth = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE).astype(np.float32)
-    a, b = _cepstra(audio.samples), _cepstra(synth)
-    path = dtw_path(b, a)  # synthetic frame -> recording frame
+    (a, a_first), (b, b_first) = _cepstra(audio.samples), _cepstra(synth)
+    path = dtw_path(b, a)  # synthetic frame -> recording frame, both from their first sound
     rate = FPS * 4
 
     def to_recording(t: float) -> float:
-        return float(path[min(int(t * rate), len(path) - 1)]) / rate
+        k = t * rate - b_first
+        if k < 0:  # before the first sound: the silence, shifted with it
+            return max((a_first + k) / rate, 0.0)
+        if k >= len(path):
+            return (a_first + path[-1] + (k - len(path) + 1)) / rate
+        return float(a_first + path[int(k)]) / rate
 
     return [(p.phoneme, to_recording(p.start_s), to_recording(p.end_s)) for p in speech.phonemes]
 
