@@ -1,13 +1,15 @@
 """Motion model speed on this machine: offline throughput and streaming latency.
 
-    .venv/bin/python -P benchmarks/bench_motion.py [--model MODEL.onnx] [--audio SPEECH] [--steps 4]
+    .venv/bin/python -P benchmarks/bench_motion.py [--model MODEL.onnx] [--lip-seal DETECTOR.onnx|none]
+        [--audio SPEECH] [--steps 4] [--lookahead 1]
 
 Offline: motion frames per second of DiffusionMotionGenerator.generate() over a minute of
-speech (features excluded and reported apart). Streaming: the audio is played in real
-time in 20 ms chunks through the streaming feature extractor and generator; reported is
-the time from the arrival of the first chunk until the first motion frame is ready, and
-for every frame the time from the arrival of the audio it waits for (its own frame and
-the look-ahead) until it is ready. Speed is measured here, never in the tests.
+speech (features excluded and reported apart), with the lip seal as the product runs it.
+Streaming: the audio is played in real time in 20 ms chunks through the streaming feature
+extractor and generator; reported is the time from the arrival of the first chunk until
+the first motion frame is ready, and for every frame the time from the arrival of the
+audio it waits for (its own frame and the look-ahead) until it is ready. Speed is
+measured here, never in the tests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from vasa_nodes.core.audio import SAMPLE_RATE, load_audio
 from vasa_nodes.core.features import StreamingFeatureExtractor, compute_features
+from vasa_nodes.core.lip_seal import load_lip_seal
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel
 from vasa_nodes.core.tts import synthesize
 
@@ -43,15 +46,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--trials", type=int, default=10, help="streaming trials of 4 s each")
     parser.add_argument("--lookahead", type=int, default=1, help="frames of look-ahead in streaming (default 1)")
+    parser.add_argument("--lip-seal", default="", help="lip-seal detector, or 'none' (default: the shipped one)")
     args = parser.parse_args()
     model = MotionModel(args.model, steps=args.steps)
-    print(f"model {args.model} on {model.provider}, {args.steps} steps")
+    seal = load_lip_seal(args.lip_seal)
+    print(f"model {args.model} on {model.provider}, {args.steps} steps, lip seal {'off' if seal is None else 'on'}")
     x = speech(60.0, args.audio)
 
     t = time.perf_counter()
     feats = compute_features(x)
     t_feat = time.perf_counter() - t
-    gen = DiffusionMotionGenerator(model, seed=0)
+    gen = DiffusionMotionGenerator(model, seed=0, lip_seal=seal)
     gen.generate(compute_features(x[:SAMPLE_RATE]))  # warm-up
     gen.reset()
     t = time.perf_counter()
@@ -64,7 +69,7 @@ def main() -> None:
     clip = x[:4 * SAMPLE_RATE]
     for trial in range(args.trials):
         extractor = StreamingFeatureExtractor(25.0)
-        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead)
+        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead, lip_seal=seal)
         start = time.perf_counter()  # the first chunk arrives at start
         got = 0
         for k in range(0, len(clip) // CHUNK):

@@ -6,8 +6,8 @@ import pytest
 
 from vasa_nodes.core.blendshapes import INDEX
 from vasa_nodes.core.features import compute_features
-from vasa_nodes.core.lip_seal import (DEFAULT_LIP_SEAL, SEAL_FULL, LipSeal, LipSealError, load_lip_seal, seal_lips,
-                                      seal_weight)
+from vasa_nodes.core.lip_seal import (DEFAULT_LIP_SEAL, SEAL_FULL, SEALED_JAW, LipSeal, LipSealError, load_lip_seal,
+                                      seal_lips, seal_weight)
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel, normalize_audio
 from vasa_nodes.train.visemes import viseme_of
 
@@ -87,10 +87,10 @@ def test_the_seal_closes_the_lips_where_the_model_alone_falls_short(detector, fi
     g_raw, g_sealed = gap(raw), gap(sealed)
     assert closed_fraction(g_sealed) >= 0.85
     assert closed_fraction(g_sealed) >= closed_fraction(g_raw)
-    # Vowels keep their opening, and everything but the lips is untouched.
+    # Vowels keep their opening, and everything but the jaw and lips is untouched.
     centres = vowel_centres(phones)
     assert np.mean(np.abs(g_sealed[centres] - g_raw[centres])) < 0.03
-    lips = [INDEX[n] for n in ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthFunnel",
+    lips = [INDEX[n] for n in ("jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight", "mouthFunnel",
                                "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
                                "mouthRollLower", "tongueOut")]
     others = np.setdiff1d(np.arange(len(raw[0].to_vector())), lips)
@@ -102,11 +102,17 @@ def test_seal_weight_fades_the_lips_shut():
     b = np.zeros((3, 52), np.float32)
     b[:, INDEX["jawOpen"]] = 0.4
     b[:, INDEX["mouthFunnel"]] = 0.5
-    seal_lips(b, seal_weight(np.array([0.1, 0.4, 0.9])))
-    assert np.allclose(b[:, INDEX["jawOpen"]], 0.4)  # the jaw stays: ARKit's lips-together-jaw-apart
+    training = b.copy()
+    seal_lips(training, 1.0)  # as the training targets are sealed: the jaw stays (ARKit's lips together, jaw apart)
+    assert np.allclose(training[:, INDEX["jawOpen"]], 0.4) and np.allclose(training[:, INDEX["mouthClose"]], 0.4)
+    seal_lips(b, seal_weight(np.array([0.1, 0.4, 0.9])), max_jaw=SEALED_JAW)
+    assert b[0, INDEX["jawOpen"]] == pytest.approx(0.4)
     assert b[0, INDEX["mouthClose"]] == 0.0 and b[0, INDEX["mouthFunnel"]] == 0.5
-    assert b[1, INDEX["mouthClose"]] == pytest.approx(0.2) and b[1, INDEX["mouthFunnel"]] == pytest.approx(0.25)
-    assert b[2, INDEX["mouthClose"]] == pytest.approx(0.4) and b[2, INDEX["mouthFunnel"]] == 0.0
+    half_jaw = 0.4 - 0.5 * (0.4 - SEALED_JAW)  # half-way sealed: the jaw half-way up, the lips half-way shut
+    assert b[1, INDEX["jawOpen"]] == pytest.approx(half_jaw)
+    assert b[1, INDEX["mouthClose"]] == pytest.approx(0.5 * half_jaw) and b[1, INDEX["mouthFunnel"]] == pytest.approx(0.25)
+    assert b[2, INDEX["jawOpen"]] == pytest.approx(SEALED_JAW)
+    assert b[2, INDEX["mouthClose"]] == b[2, INDEX["jawOpen"]] and b[2, INDEX["mouthFunnel"]] == 0.0
     assert b[2, INDEX["mouthPressLeft"]] == pytest.approx(0.3)
 
 

@@ -34,6 +34,9 @@ DEFAULT_LIP_SEAL = Path(__file__).resolve().parent.parent / "models" / "lip_seal
 SEAL_FROM, SEAL_FULL = 0.3, 0.5
 """Detector probabilities where sealing starts and where the lips are fully shut."""
 
+SEALED_JAW = 0.15
+"""jawOpen of sealed lips at most (the bilabial viseme's jaw, with room for its neighbours')."""
+
 _RELEASED = ("mouthFunnel", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
              "mouthRollLower", "tongueOut")
 """Shapes that part or hide the lips: gone while they are sealed."""
@@ -43,10 +46,12 @@ class LipSealError(ValueError):
     """The detector file is missing, unreadable or not a lip-seal detector."""
 
 
-def seal_lips(blendshapes: np.ndarray, weight: np.ndarray | float = 1.0) -> np.ndarray:
+def seal_lips(blendshapes: np.ndarray, weight: np.ndarray | float = 1.0, max_jaw: float | None = None) -> np.ndarray:
     """Seal the lips of (T, 52+) coefficients or motion vectors in place, by `weight` in [0, 1] per
     frame: mouthClose cancels whatever jawOpen leaves (ARKit's convention for lips together with
-    the jaw apart), the lips press a little, and shapes that part them are released."""
+    the jaw apart), the lips press a little, and shapes that part them are released. With
+    `max_jaw`, a jaw opened wider is raised towards it as well (lips meet with the jaw nearly
+    closed, not stretched over a dropped chin)."""
     w = np.broadcast_to(np.asarray(weight, np.float32), (len(blendshapes),))
     rows = np.nonzero(w > 0)[0]
     if not len(rows):
@@ -54,7 +59,10 @@ def seal_lips(blendshapes: np.ndarray, weight: np.ndarray | float = 1.0) -> np.n
     w = w[rows]
     b = blendshapes
     jaw, close = b[rows, INDEX["jawOpen"]], b[rows, INDEX["mouthClose"]]
-    b[rows, INDEX["mouthClose"]] = close + w * (jaw - close)
+    if max_jaw is not None:
+        jaw = jaw - w * np.maximum(jaw - max_jaw, 0.0)
+        b[rows, INDEX["jawOpen"]] = jaw
+    b[rows, INDEX["mouthClose"]] = (1.0 - w) * close + w * jaw  # exactly jawOpen where fully sealed
     for side in ("Left", "Right"):
         i = INDEX[f"mouthPress{side}"]
         b[rows, i] = np.maximum(b[rows, i], 0.3 * w)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_MELS, FeatureFrames, mel_filterbank
-from .lip_seal import LipSeal, seal_lips, seal_weight
+from .lip_seal import SEALED_JAW, LipSeal, seal_lips, seal_weight
 from .audio import SAMPLE_RATE
 from .blendshapes import ARKIT_BLENDSHAPES, INDEX, NUM_BLENDSHAPES
 from .motion import EMOTIONS, BlinkTimer, Controls, MotionFrame
@@ -481,7 +481,7 @@ class DiffusionMotionGenerator:
         carries the seal; the model's own context stays as it generated it."""
         if self.lip_seal is None:
             return x
-        return seal_lips(x, seal_weight(self.lip_seal.probabilities(audio, first, len(x))))
+        return seal_lips(x, seal_weight(self.lip_seal.probabilities(audio, first, len(x))), max_jaw=SEALED_JAW)
 
     def _with_blinks(self, x: np.ndarray) -> np.ndarray:
         """Spontaneous blinks on top of the model's lids, frame by frame: the few-step sampler
