@@ -175,6 +175,8 @@ def utterance_from_audio(clean: np.ndarray, phones, alphabet: str, controls: Con
         factor = float(rng.uniform(0.9, 1.12))
         clean, phones = speed_and_pitch(clean, phones, factor)
         meta = {**meta, "speed_pitch_factor": round(factor, 3)}
+        if "phones" in meta:  # the phone times the motion was made from
+            meta["phones"] = [[p, round(s, 4), round(e, 4)] for p, s, e in phones]
     audio, info = augment(clean, rng) if augmented else (clean, {})
     features = compute_features(audio, FPS)
     motion = performed_motion(clean, phones, alphabet, controls, rng, len(features))
