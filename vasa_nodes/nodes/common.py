@@ -180,7 +180,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node = None
+    node = executor = None
     code = 0
     try:
         node = factory()
@@ -196,6 +196,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     finally:
         # A second Ctrl-C must not interrupt the clean-up half way.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             close = getattr(node, "close", None)
             if close:
