@@ -53,6 +53,7 @@ def test_audio_capture_reports_bad_sources(params, message):
 @pytest.mark.parametrize("params, message", [
     (["model:=/nonexistent/motion.onnx"], "motion model not found: /nonexistent/motion.onnx"),
     (["fps:=50"], "the motion model runs at 25 fps, not 50"),
+    (["lip_seal_model:=/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
 ])
 def test_motion_generator_reports_a_bad_model(params, message):
     code, out = run_to_exit("motion_generator", *params)

@@ -86,12 +86,15 @@ class LipSeal:
             self.session = load_session(path)
         except MotionModelError as exc:
             raise LipSealError(str(exc).replace("motion model", "lip-seal detector")) from None
+        meta_map = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in meta_map:
+            raise LipSealError(f"not a vasa_nodes lip-seal detector (no {METADATA_KEY} metadata): {path}")
         try:
-            meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+            meta = json.loads(meta_map[METADATA_KEY])
             self.past, self.future = int(meta["past"]), int(meta["future"])
             self.audio_dim, self.fps = int(meta["audio_dim"]), float(meta["fps"])
         except (KeyError, ValueError, TypeError) as exc:
-            raise LipSealError(f"not a vasa_nodes lip-seal detector: {path} (metadata: {exc})") from None
+            raise LipSealError(f"not a vasa_nodes lip-seal detector (bad {METADATA_KEY} metadata: {exc}): {path}") from None
         self.path = Path(path)
 
     @property
