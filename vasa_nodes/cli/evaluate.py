@@ -16,6 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .motion_options import add_motion_options, motion_option_error, motion_settings
+
 PROG = "vasa-eval"
 
 
@@ -32,15 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=25, choices=(20, 25, 40, 50), help="generated video rate")
     p.add_argument("--size", type=int, default=512, help="generated image size")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--motion-model", metavar="MODEL.onnx|rules",
-                   help="motion model to generate with (default: the shipped diffusion model)")
-    p.add_argument("--steps", type=int, default=4, metavar="N", help="diffusion sampling steps (default 4)")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("AUDIO", "CONTROLS"),
-                   help="classifier-free guidance scales of the audio and of the controls (1 = none; "
-                        "default: the motion model's defaults)")
-    p.add_argument("--lip-seal", metavar="DETECTOR.onnx|none",
-                   help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
-                        "or 'none' for the motion model alone (default: the shipped detector)")
+    add_motion_options(p)
     p.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     return p
 
@@ -54,17 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("give --audio or --reference (whose audio track is used)")
     if args.transcript and args.phones:
         return _fail("give --transcript or --phones, not both")
-    if not 1 <= args.steps <= 50:
-        return _fail(f"--steps must be within 1..50, got {args.steps}")
-    if args.guidance and not all(0.0 <= g <= 5.0 for g in args.guidance):
-        return _fail("--guidance scales must be within 0..5")
+    if error := motion_option_error(args):
+        return _fail(error)
 
     from ..core import evaluation as ev  # noqa: PLC0415
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.features import compute_features  # noqa: PLC0415
     from ..core.lip_seal import LipSealError  # noqa: PLC0415
-    from ..core.motion_model import Guidance, MotionModelError  # noqa: PLC0415
-    from ..core.pipeline import GenerateSettings, motion_for_audio  # noqa: PLC0415
+    from ..core.motion_model import MotionModelError  # noqa: PLC0415
+    from ..core.pipeline import motion_for_audio  # noqa: PLC0415
     from ..core.portrait import FaceFitter, PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import FaceRenderer, RendererError  # noqa: PLC0415
 
@@ -82,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             generated = ev.track_frames(frames, fps, fitter)
         else:
             portrait = load_portrait(args.portrait, args.size, fitter)
-            motion = motion_for_audio(audio, GenerateSettings(
-                fps=args.fps, seed=args.seed, model=args.motion_model, steps=args.steps,
-                guidance=Guidance(*args.guidance) if args.guidance else None, lip_seal=args.lip_seal))
+            motion = motion_for_audio(audio, motion_settings(args, fps=args.fps, seed=args.seed))
             renderer = FaceRenderer(portrait)
             try:
                 generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)

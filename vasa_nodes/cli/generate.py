@@ -14,6 +14,7 @@ import sys
 import time
 
 from ..core.motion import EMOTIONS, Controls
+from .motion_options import add_motion_options, motion_option_error, motion_settings
 
 PROG = "vasa-generate"
 
@@ -46,16 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apparent head size relative to the portrait (> 1 closer), 0.5..2")
     p.add_argument("--motion-intensity", type=float, default=1.0, metavar="0..2",
                    help="scale of head motion and gaze shifts (default 1)")
-    p.add_argument("--motion-model", metavar="MODEL.onnx|rules",
-                   help="motion model: an ONNX file from vasa-train fit, or 'rules' for the rule-based generator "
-                        "(default: the shipped diffusion model)")
-    p.add_argument("--steps", type=int, default=4, metavar="N", help="diffusion sampling steps (default 4)")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("AUDIO", "CONTROLS"),
-                   help="classifier-free guidance scales of the audio and of the controls (1 = none; "
-                        "default: the motion model's defaults)")
-    p.add_argument("--lip-seal", metavar="DETECTOR.onnx|none",
-                   help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
-                        "or 'none' for the motion model alone (default: the shipped detector)")
+    add_motion_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
@@ -69,15 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
     from ..core.lip_seal import LipSealError  # noqa: PLC0415
-    from ..core.motion_model import Guidance, MotionModelError  # noqa: PLC0415
-    from ..core.pipeline import GenerateSettings, motion_for_audio, write_video  # noqa: PLC0415
+    from ..core.motion_model import MotionModelError  # noqa: PLC0415
+    from ..core.pipeline import motion_for_audio, write_video  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
-    if not 1 <= args.steps <= 50:
-        return _fail(f"--steps must be within 1..50, got {args.steps}")
-    if args.guidance and not all(0.0 <= g <= 5.0 for g in args.guidance):
-        return _fail("--guidance scales must be within 0..5")
+    if error := motion_option_error(args):
+        return _fail(error)
     if not 64 <= args.size <= 2048:
         return _fail(f"--size must be within 64..2048, got {args.size}")
     if args.sheet:
@@ -105,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         motion = read_motion_csv(args.motion) if args.motion else None
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
-        settings = GenerateSettings(fps=args.fps, seed=args.seed, controls=controls, model=args.motion_model,
-                                    steps=args.steps, guidance=Guidance(*args.guidance) if args.guidance else None,
-                                    lip_seal=args.lip_seal)
+        settings = motion_settings(args, fps=args.fps, seed=args.seed, controls=controls)
         if motion is None:
             motion = motion_for_audio(audio, settings)
         start = time.perf_counter()

@@ -12,8 +12,8 @@ import sys
 
 from rclpy.node import Node
 
-from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
 from vasa_nodes.core.lip_seal import load_lip_seal
+from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
