@@ -202,7 +202,7 @@ def test_ten_minutes_of_speech_in_constant_memory_without_drift(model, speech):
     boundary = steps[24::25]
     assert boundary.mean() < 2.0 * steps.mean()
     # The streaming buffers stay bounded, whatever the length.
-    assert len(gen._audio) <= 64 and len(gen._motion) <= model.info.context + gen.PAUSE_LAG
+    assert len(gen._audio) <= 64 and len(gen._motion) <= model.info.context + gen.LIVE_LAG
 
 
 def test_nodes_and_runtime_do_not_import_torch():

@@ -11,8 +11,8 @@ Two ways to run it, same weights:
 - offline (`generate`): whole windows of W frames, each continuing the previous one's
   last K frames, so any length of audio is covered seamlessly in constant memory;
 - streaming (`push` / `finish` / `idle`): one frame at a time, as soon as its audio and
-  one frame of look-ahead are in, the window's later frames only guessed (their audio
-  masked) and thrown away.
+  one frame of look-ahead are in, from a window started two frames earlier; the window's
+  later frames are only guessed (their audio masked) and thrown away.
 
 Everything the sampler needs besides the weights (sizes, normalisation, schedule) is
 stored in the ONNX file's metadata, so the .onnx file is the whole model.
@@ -278,8 +278,8 @@ class DiffusionMotionGenerator:
     PAUSE_FRAMES = 4
     """Streaming: after this many silent frames in a row the stream is in a pause (see _step)."""
 
-    PAUSE_LAG = 2
-    """In a pause, frames of a still open mouth are also drawn from a window this many frames back."""
+    LIVE_LAG = 2
+    """Streaming: each frame is drawn from a window started this many frames before it (see _step)."""
 
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
                  lookahead_frames: int = 1, lip_seal: LipSeal | None = None):
@@ -387,46 +387,41 @@ class DiffusionMotionGenerator:
         return self._step(future=self._audio[-1])  # no stream: the near future is silent too
 
     # -- internals --
-    def _context(self) -> np.ndarray:
-        """The last K motion frames; a stream starts from the face at rest (neutral), so its
-        first frames continue from a closed mouth and a still head."""
+    def _context(self, lag: int = 0) -> np.ndarray:
+        """The K motion frames before the last `lag` ones; a stream starts from the face at rest
+        (neutral), so its first frames continue from a closed mouth and a still head."""
         k = self.model.info.context
-        if len(self._motion) >= k:
-            return self._motion[-k:]
-        rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(self._motion), 0)
-        return np.concatenate([rest, self._motion])
+        motion = self._motion[:len(self._motion) - lag]
+        if len(motion) >= k:
+            return motion[-k:]
+        rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(motion), 0)
+        return np.concatenate([rest, motion])
 
     def _step(self, future: np.ndarray | None = None) -> MotionFrame:
         """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
         `future`, when given, is the known audio of every frame not received yet).
 
-        Each frame is the first of a window that continues the last K frames, which keeps
-        the stream smooth. But in a pause that continuity can hold the lips half open: the
-        first frame after the context leans on the context, and the context is the model's
-        own last frames. So in a pause the rest of the stream is taken to be silent, and while
-        the mouth is still open, its channels come from a window started PAUSE_LAG frames
-        earlier, whose frame here lies inside the window (as offline frames do) and follows
-        the silence."""
-        i = self.model.info
+        The frame is drawn from a window that starts LIVE_LAG frames before it and continues
+        the K frames before that, so it lies inside the window, as offline frames do: the
+        first frame after the context leans on the context (the model's own last frames) and
+        follows the audio less, which held lips half open through closures and pauses.
+        Windows of consecutive frames start from the same noise where they overlap (noise
+        belongs to frames), which keeps the stream smooth. In a pause the rest of the stream
+        is taken to be silent."""
         pause = self._in_pause()
         if future is None and pause:
             future = self._audio[-1]
-        x = self.model.sample(self._context(), *self._window_audio(self._emitted, future), self._control_vec,
-                              self._noise_for(self._emitted))[:1]
-        lag = self.PAUSE_LAG
-        mouth_open = x[0, INDEX["jawOpen"]] - x[0, INDEX["mouthClose"]] > 0.03
-        if pause and mouth_open and len(self._motion) >= i.context + lag:
-            start = self._emitted - lag
-            earlier = self.model.sample(self._motion[-i.context - lag:-lag], *self._window_audio(start, future),
-                                        self._control_vec, self._noise_for(start))
-            x[0, MOUTH] = earlier[lag, MOUTH]
+        lag = min(self.LIVE_LAG, self._emitted)
+        start = self._emitted - lag
+        x = self.model.sample(self._context(lag), *self._window_audio(start, future), self._control_vec,
+                              self._noise_for(start))[lag:lag + 1]
         x = self._apply_intensity(x)
         buffered_first = self._received - len(self._audio)
         vad_i = self._emitted - buffered_first
         va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
-        out = self._with_blinks(self._sealed(x[:1].copy(), self._audio, vad_i))
+        out = self._with_blinks(self._sealed(x.copy(), self._audio, vad_i))
         frame = MotionFrame.from_vector(out[0], self._emitted, va)
-        self._keep(None, None, x[:1])
+        self._keep(None, None, x)
         self._emitted += 1
         return frame
 
@@ -461,7 +456,7 @@ class DiffusionMotionGenerator:
         have = self._noise_first + len(self._noise)
         if end > have:
             self._noise = np.concatenate([self._noise, self._rng.standard_normal((end - have, d)).astype(np.float32)])
-        drop = max(0, first - self.PAUSE_LAG - self._noise_first)  # (a pause may look back)
+        drop = max(0, first - self.LIVE_LAG - self._noise_first)  # (live windows start back)
         self._noise, self._noise_first = self._noise[drop:], self._noise_first + drop
         return self._noise[first - self._noise_first:end - self._noise_first]
 
@@ -473,7 +468,7 @@ class DiffusionMotionGenerator:
             self._audio = np.concatenate([self._audio, audio])[-keep:]
             self._vad = np.concatenate([self._vad, vad])[-keep:]
         if motion is not None:
-            self._motion = np.concatenate([self._motion, motion])[-(i.context + self.PAUSE_LAG):]
+            self._motion = np.concatenate([self._motion, motion])[-(i.context + self.LIVE_LAG):]
 
     def _sealed(self, x: np.ndarray, audio: np.ndarray, first: int) -> np.ndarray:
         """Motion rows x, frames first.. of the normalised `audio`, with the lips sealed where the
