@@ -92,7 +92,8 @@ def test_nan_audio_is_sanitised_with_a_warning(tmp_path, portrait_path):
     (["--steps", "0"], "--steps must be within 1..50, got 0"),
     (["--guidance", "9", "1"], "--guidance scales must be within 0..5"),
     (["--lip-seal", "/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
-    (["--lip-seal", str(DEFAULT_MODEL)], f"not a vasa_nodes lip-seal detector (no vasa_lip_seal metadata): {DEFAULT_MODEL}"),
+    (["--lip-seal", str(DEFAULT_MODEL)],
+     f"not a vasa_nodes lip-seal detector (no vasa_lip_seal metadata): {DEFAULT_MODEL}"),
 ])
 def test_bad_motion_model_options_are_one_line(tmp_path, portrait_path, speech_wav, args, message):
     r = run("--portrait", portrait_path, "--audio", speech_wav[0], "--out", tmp_path / "o.mp4", *args)

@@ -110,7 +110,8 @@ def test_seal_weight_fades_the_lips_shut():
     assert b[0, INDEX["mouthClose"]] == 0.0 and b[0, INDEX["mouthFunnel"]] == 0.5
     half_jaw = 0.4 - 0.5 * (0.4 - SEALED_JAW)  # half-way sealed: the jaw half-way up, the lips half-way shut
     assert b[1, INDEX["jawOpen"]] == pytest.approx(half_jaw)
-    assert b[1, INDEX["mouthClose"]] == pytest.approx(0.5 * half_jaw) and b[1, INDEX["mouthFunnel"]] == pytest.approx(0.25)
+    assert b[1, INDEX["mouthClose"]] == pytest.approx(0.5 * half_jaw)
+    assert b[1, INDEX["mouthFunnel"]] == pytest.approx(0.25)
     assert b[2, INDEX["jawOpen"]] == pytest.approx(SEALED_JAW)
     assert b[2, INDEX["mouthClose"]] == b[2, INDEX["jawOpen"]] and b[2, INDEX["mouthFunnel"]] == 0.0
     assert b[2, INDEX["mouthPressLeft"]] == pytest.approx(0.3)

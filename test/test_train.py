@@ -16,6 +16,17 @@ from vasa_nodes.train.visemes import viseme_of
 BIN = Path(sys.prefix) / "bin"
 
 
+def small_corpus(folder: Path):
+    """Two sentences in six languages saved as `folder`/corpus.npz; returns the utterances."""
+    from vasa_nodes.train.corpus import make_utterance, save_utterances
+
+    rng = np.random.default_rng(0)
+    utterances = [make_utterance(["Bob bought a big blue map.", "Maybe we meet at noon."], v, rng)
+                  for v in ("en-us", "fr", "de", "es", "it", "nl")]
+    save_utterances(folder / "corpus.npz", utterances)
+    return utterances
+
+
 def test_corpus_pairs_features_with_motion_targets(tmp_path):
     r = subprocess.run([str(BIN / "vasa-train"), "corpus", "--out", str(tmp_path), "--minutes", "0.25",
                         "--languages", "en-us,fr,de"], capture_output=True, text=True, timeout=300)
@@ -246,13 +257,9 @@ def test_renormalize_keeps_the_predictions_in_motion_units():
 def test_fit_learns_and_exports_a_model_the_runtime_runs(tmp_path):
     from vasa_nodes.core.features import compute_features
     from vasa_nodes.core.motion_model import DiffusionMotionGenerator, MotionModel
-    from vasa_nodes.train.corpus import make_utterance, save_utterances
     from vasa_nodes.train.fit import FitSettings, fit
 
-    rng = np.random.default_rng(0)
-    utterances = [make_utterance(["Bob bought a big blue map.", "Maybe we meet at noon."], v, rng)
-                  for v in ("en-us", "fr", "de", "es", "it", "nl")]
-    save_utterances(tmp_path / "corpus.npz", utterances)
+    small_corpus(tmp_path)
     out = tmp_path / "model.onnx"
     report = fit([str(tmp_path)], str(out), FitSettings(minutes=5, max_steps=120, batch=16, width=64, layers=2,
                                                          validate_every=30), log=lambda m: None)
@@ -293,14 +300,10 @@ def test_lipseal_learns_and_exports_a_detector_the_runtime_runs(tmp_path):
     from vasa_nodes.core.features import FeatureFrames
     from vasa_nodes.core.lip_seal import LipSeal
     from vasa_nodes.core.motion_model import normalize_audio
-    from vasa_nodes.train.corpus import make_utterance, save_utterances
     from vasa_nodes.train.fit import lip_closures
     from vasa_nodes.train.lip_seal import LipSealSettings, fit_lip_seal
 
-    rng = np.random.default_rng(0)
-    utterances = [make_utterance(["Bob bought a big blue map.", "Maybe we meet at noon."], v, rng)
-                  for v in ("en-us", "fr", "de", "es", "it", "nl")]
-    save_utterances(tmp_path / "corpus.npz", utterances)
+    utterances = small_corpus(tmp_path)
     out = tmp_path / "lip_seal.onnx"
     report = fit_lip_seal([str(tmp_path)], str(out), LipSealSettings(steps=400, batch=128, hidden=64),
                           log=lambda m: None)

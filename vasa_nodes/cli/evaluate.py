@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             loud = audio_features.loudness_db[:len(generated.aperture)]
             r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
             report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError, OSError) as exc:
+    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError,
+            OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     finally:
         fitter.close()

@@ -80,12 +80,9 @@ class LipSeal:
     """The detector (ONNX Runtime)."""
 
     def __init__(self, path: str | Path = DEFAULT_LIP_SEAL):
-        from .motion_model import MotionModelError, load_session  # noqa: PLC0415
+        from .motion_model import load_session  # noqa: PLC0415
 
-        try:
-            self.session = load_session(path)
-        except MotionModelError as exc:
-            raise LipSealError(str(exc).replace("motion model", "lip-seal detector")) from None
+        self.session = load_session(path, "lip-seal detector", LipSealError)
         meta_map = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta_map:
             raise LipSealError(f"not a vasa_nodes lip-seal detector (no {METADATA_KEY} metadata): {path}")
@@ -94,7 +91,8 @@ class LipSeal:
             self.past, self.future = int(meta["past"]), int(meta["future"])
             self.audio_dim, self.fps = int(meta["audio_dim"]), float(meta["fps"])
         except (KeyError, ValueError, TypeError) as exc:
-            raise LipSealError(f"not a vasa_nodes lip-seal detector (bad {METADATA_KEY} metadata: {exc}): {path}") from None
+            raise LipSealError(f"not a vasa_nodes lip-seal detector (bad {METADATA_KEY} metadata: {exc}): "
+                               f"{path}") from None
         self.path = Path(path)
 
     @property

@@ -179,13 +179,14 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "motion_dit.
 """The shipped model, installed inside the Python package."""
 
 
-def load_session(path: str | Path):
-    """An ONNX Runtime session on the best provider here (CUDA when present, else CPU)."""
+def load_session(path: str | Path, what: str = "motion model", error: type[Exception] = MotionModelError):
+    """An ONNX Runtime session on the best provider here (CUDA when present, else CPU); a missing
+    or unreadable file raises `error`, naming the file as `what`."""
     import onnxruntime as ort  # noqa: PLC0415
 
     path = Path(path)
     if not path.is_file():
-        raise MotionModelError(f"motion model not found: {path}")
+        raise error(f"{what} not found: {path}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # No busy-waiting between runs: the live graph calls it 25 times a second and the renderer
@@ -196,7 +197,7 @@ def load_session(path: str | Path):
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise MotionModelError(f"cannot load motion model {path}: {str(exc).splitlines()[0]}") from None
+        raise error(f"cannot load {what} {path}: {str(exc).splitlines()[0]}") from None
 
 
 class MotionModel:

@@ -5,10 +5,11 @@ FUTURE after) and says how likely the lips are together there: shut for a /p b m
 resting in a brief pause. Labels come from the motion targets of the same corpora the
 motion model learns from (sealed_frames), so every corpus with phone timing (synthetic,
 recorded with transcripts) teaches it; only frames with voice activity are used, since
-outside speech the motion model's own rest (and emotion) holds. Why a detector beside the diffusion model: the few-step sampler averages a
-brief, all-or-nothing event such as a lip closure into a near miss when the audio is
-ambiguous; a classifier trained on exactly that question is sharper, and the motion
-generator seals the lips where it is confident (see core/lip_seal.py).
+outside speech the motion model's own rest (and emotion) holds. Why a detector beside
+the diffusion model: the few-step sampler averages a brief, all-or-nothing event such as
+a lip closure into a near miss when the audio is ambiguous; a classifier trained on
+exactly that question is sharper, and the motion generator seals the lips where it is
+confident (see core/lip_seal.py).
 
 Audio is normalised exactly as for the motion model (core.motion_model.normalize_audio).
 The network is an MLP over the stacked frames; the exported ONNX model takes
@@ -32,6 +33,7 @@ from ..core.blendshapes import INDEX
 from ..core.features import N_MELS
 from ..core.lip_seal import METADATA_KEY
 from ..core.motion_model import AUDIO_DIM
+from .corpus import FPS
 from .fit import lip_closures, load_data
 
 SEALED_GAP = 0.02
@@ -147,7 +149,7 @@ def fit_lip_seal(data_paths: list[str], out_path: str, settings: LipSealSettings
               "sealed_frames": int(labels[speech].sum()),
               "utterances": int(len(lengths)), "data": [str(p) for p in data_paths], "settings": asdict(settings),
               "history": history}
-    meta = {"past": settings.past, "future": settings.future, "audio_dim": AUDIO_DIM, "fps": 25.0,
+    meta = {"past": settings.past, "future": settings.future, "audio_dim": AUDIO_DIM, "fps": float(FPS),
             "training": {k: report[k] for k in ("steps", "frames", "validation")}}
     export_lip_seal(model, out_path, meta)
     Path(out_path).with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
