@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 
 from .blendshapes import INDEX
@@ -228,7 +229,8 @@ class FaceRenderer:
 
         # Multisampling costs 3x the frame time on a software rasteriser; geometric edges are
         # anti-aliased by fins instead, and texture detail by linear filtering.
-        self._fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 3)],
+        # RGBA: a software rasteriser reads a 4-byte format back with one copy, RGB pixel by pixel.
+        self._fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((s, s), 4)],
                                     depth_attachment=ctx.depth_renderbuffer((s, s)))
         self._fin_prog = ctx.program(vertex_shader=_FIN_VS, fragment_shader=_FIN_FS)
         self._fin_prog["size"].value = (float(s), float(s))
@@ -237,7 +239,7 @@ class FaceRenderer:
         self._fin_buf = ctx.buffer(reserve=n_fin * 6 * 4, dynamic=True)
         self._fin_vao = ctx.vertex_array(self._fin_prog, [(self._fin_buf, "3f 2f 1f", "in_pos", "in_uv", "in_alpha")],
                                          ctx.buffer(fin_tris.astype("i4").tobytes()))
-        self._frame = bytearray(s * s * 3)
+        self._frame = np.empty((s, s, 4), np.uint8)
         log.info("renderer: %s, %d vertices, %d triangles", ctx.info.get("GL_RENDERER", "?"), n_vert,
                  len(self.rig.triangles))
 
@@ -403,11 +405,10 @@ class FaceRenderer:
         self._fin_vao.render()
         self.ctx.depth_mask = True
         self.ctx.disable(self.ctx.BLEND)
-        self._fbo.read_into(self._frame, components=3, alignment=1)
-        data = self._frame
+        self._fbo.read_into(self._frame, components=4, alignment=1)
         # OpenGL's first row is the bottom one; our vertex y grows downwards (image rows),
         # which flips once more, so the read-back is already top-down.
-        return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3).copy()
+        return cv2.cvtColor(self._frame, cv2.COLOR_RGBA2RGB)
 
     def _mouth_fan(self, mesh: PosedMesh) -> np.ndarray:
         loop = mesh.mouth_loop.astype(np.float64)
