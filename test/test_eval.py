@@ -113,3 +113,15 @@ def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portr
 def test_missing_inputs_give_one_line(tmp_path):
     code, _, err = run("--audio", tmp_path / "x.wav")
     assert code == 2 and err.strip() == "vasa-eval: error: give --portrait (to generate the face) or --video (to measure one)"
+
+
+def test_a_figure_that_cannot_be_measured_is_null(speech, portrait_path, tmp_path):
+    import soundfile
+
+    _, wav = speech
+    samples, rate = soundfile.read(wav, dtype="float32")
+    soundfile.write(tmp_path / "talk.wav", samples[int(1.1 * rate):int(2.3 * rate)], rate)  # inside a sentence
+    code, out, err = run("--portrait", portrait_path, "--audio", tmp_path / "talk.wav")
+    assert code == 0, err
+    assert "NaN" not in out
+    assert json.loads(out)["mouth_closed_in_silence"] == {"fraction": None, "frames": 0}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -112,11 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fitter.close()
 
-    text = json.dumps(report, indent=2)
+    # Not measurable (no silent frames, no bilabials) is null: strict JSON has no NaN.
+    text = json.dumps(_finite_or_null(report), indent=2, allow_nan=False)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
     return 0
+
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _fail(message: str) -> int:
