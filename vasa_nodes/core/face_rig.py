@@ -97,6 +97,21 @@ class PosedMesh:
     mouth_upper: np.ndarray  # (L,) bool, True for upper-lip vertices of the loop
 
 
+@dataclass(frozen=True)
+class _EdgeLines:
+    """Index layout of the anti-aliasing fins (see FaceRig.edge_fins)."""
+
+    ids: np.ndarray        # (E,) mesh vertices of all edges, edge after edge
+    next: np.ndarray       # (E,) position in `ids` of each vertex's neighbours along its edge
+    prev: np.ndarray
+    outwards: np.ndarray   # (E, 2) fixed outward direction (lip rows); the outline's is computed
+    on_oval: np.ndarray    # (E,) bool
+    order: np.ndarray      # (2E,) [inner, outer] rows -> per edge: inner vertices, then outer twins
+    uv: np.ndarray         # (2E, 2) texture coordinates of the fin vertices, in that order
+    lengths: list
+    closed: list
+
+
 class FaceRig:
     """Deforms one portrait's mesh by a MotionFrame. All heavy set-up happens in __init__."""
 
@@ -310,41 +325,57 @@ class FaceRig:
         where something else lies beyond it and changes nothing where the texture continues.
         Returns (positions (F, 3) with depth, texture coordinates (F, 2), alpha (F,)).
         """
-        pos, uv, alpha = [], [], []
+        e = self._edges
+        p = mesh.positions[e.ids]
+        t = p[e.next] - p[e.prev]
+        n = np.stack([-t[:, 1], t[:, 0]], 1) / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
+        outwards = e.outwards.copy()
+        outwards[e.on_oval] = p[e.on_oval] - p[e.on_oval].mean(0)
+        n *= np.sign((outwards * n).sum(1, keepdims=True) + 1e-9)
+        d = mesh.depth[e.ids, None] - 0.5  # just in front of its own triangles
         # Lip-gap fins fade out as the lips meet: closed lips have no edge to smooth, and the
         # fin's texture (the photo's mouth interior) would draw a line between them.
         upper_row, lower_row = self.mouth_gap_rows
         gap = np.linalg.norm(mesh.positions[lower_row] - mesh.positions[upper_row], axis=1)
-        gap_alpha = np.clip(gap / 2.0, 0.0, 1.0)
-        for ids, closed, outwards in self._edges:
-            p = mesh.positions[ids].astype(np.float64)
-            nxt = np.roll(p, -1, 0) if closed else np.vstack([p[1:], 2 * p[-1] - p[-2]])
-            prv = np.roll(p, 1, 0) if closed else np.vstack([2 * p[0] - p[1], p[:-1]])
-            t = nxt - prv
-            n = np.stack([-t[:, 1], t[:, 0]], 1) / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
-            n *= np.sign((outwards(p) * n).sum(1, keepdims=True) + 1e-9)
-            d = mesh.depth[ids, None] - 0.5  # just in front of its own triangles
-            pos += [np.hstack([p, d]), np.hstack([p + width * n, d])]
-            uv += [self.rest[ids], self.rest[ids]]
-            alpha += [gap_alpha if ids is upper_row or ids is lower_row else np.ones(len(ids)), np.zeros(len(ids))]
-        return (np.concatenate(pos).astype(np.float32), np.concatenate(uv).astype(np.float32),
-                np.concatenate(alpha).astype(np.float32))
+        alpha = np.ones(len(e.ids), np.float32)
+        alpha[~e.on_oval] = np.tile(np.clip(gap / 2.0, 0.0, 1.0), 2)
+        pos = np.concatenate([np.hstack([p, d]), np.hstack([p + width * n, d])])[e.order]
+        alpha = np.concatenate([alpha, np.zeros_like(alpha)])[e.order]
+        return pos.astype(np.float32), e.uv, alpha
 
-    def _edge_lines(self):
-        """(vertex ids, closed, outward-direction function) of each geometric edge."""
+    def _edge_lines(self) -> "_EdgeLines":
+        """The geometric edges (face outline: closed; upper and lower lip gap rows: open), laid
+        out once for edge_fins: per edge its inner vertices, then their outer twins."""
         oval = np.array([self._vertex_of[i] for i in FACE_OVAL])
         upper_row, lower_row = self.mouth_gap_rows
-        return [
-            (oval, True, lambda p: p - p.mean(0)),
-            (upper_row, False, lambda p: np.broadcast_to(self.ey, p.shape)),
-            (lower_row, False, lambda p: np.broadcast_to(-self.ey, p.shape)),
-        ]
+        ids, nxt, prv, out_dirs, order = [], [], [], [], []
+        total = len(oval) + len(upper_row) + len(lower_row)
+        start = 0
+        for line, closed, direction in ((oval, True, None), (upper_row, False, self.ey), (lower_row, False, -self.ey)):
+            k = len(line)
+            local = np.arange(k)
+            if closed:
+                nxt.append(start + (local + 1) % k)
+                prv.append(start + (local - 1) % k)
+            else:  # the ends take their one neighbour's direction
+                nxt.append(start + np.minimum(local + 1, k - 1))
+                prv.append(start + np.maximum(local - 1, 0))
+            ids.append(line)
+            out_dirs.append(np.zeros((k, 2)) if direction is None else np.tile(direction, (k, 1)))
+            order += [start + local, total + start + local]
+            start += k
+        ids = np.concatenate(ids)
+        on_oval = np.zeros(total, bool)
+        on_oval[:len(oval)] = True
+        order = np.concatenate(order)
+        uv = np.concatenate([self.rest[ids], self.rest[ids]])[order].astype(np.float32)
+        return _EdgeLines(ids, np.concatenate(nxt), np.concatenate(prv), np.concatenate(out_dirs), on_oval,
+                          order, uv, [len(oval), len(upper_row), len(lower_row)], [True, False, False])
 
     def edge_fin_triangles(self) -> np.ndarray:
         """Triangle indices into the arrays `edge_fins` returns (constant per rig)."""
         tris, start = [], 0
-        for ids, closed, _ in self._edges:
-            k = len(ids)
+        for k, closed in zip(self._edges.lengths, self._edges.closed):
             for i in range(k if closed else k - 1):
                 j = (i + 1) % k
                 a, b, c, d = start + i, start + j, start + k + j, start + k + i
