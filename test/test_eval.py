@@ -98,10 +98,14 @@ def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portr
     r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--audio", str(wav),
                         "--out", str(video), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    code, out, err = run("--portrait", portrait_path, "--reference", video)
+    code, out, err = run("--portrait", portrait_path, "--reference", video, "--phones", tmp / "phones.json")
     assert code == 0, err
     report = json.loads(out)
     assert report["aperture_vs_reference"]["correlation"] > 0.95
+    # The same lips at the same phone times: the reference check agrees with the generated figure.
+    real, generated = report["reference"]["bilabial_closure"], report["bilabial_closure"]
+    assert real["phones"] == generated["phones"] >= 8
+    assert abs(real["fraction"] - generated["fraction"]) <= 0.15
     assert report["aperture_vs_reference"]["lag_ms"] == 0.0
     # The loudness baseline: this mouth follows the sound, so loudness predicts it too.
     print(report["loudness_vs_reference"])

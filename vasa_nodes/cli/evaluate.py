@@ -101,9 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             report["reference"] = ev.summarise(real)
             report["reference"]["head_motion_vs_loudness"] = round(
                 ev.head_motion_vs_loudness(real_at_rate, audio_features.loudness_db), 4)
+            if phones is not None:
+                # The real speaker's lips at the same phone times: near 1 when picture, sound
+                # and alignment are in step (a check of the reference itself).
+                fraction, n = ev.bilabial_closure(real, phones)
+                report["reference"]["bilabial_closure"] = {"fraction": round(fraction, 4), "phones": n}
             report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-            # For scale: the sound's loudness alone against the same speaker (a reference whose
-            # picture and sound are out of step shows here too).
+            # For scale: the sound's loudness alone against the same speaker.
             loud = audio_features.loudness_db[:len(generated.aperture)]
             r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
             report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}

@@ -10,17 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from ..core.blendshapes import INDEX, NUM_BLENDSHAPES
-from ..core.lip_seal import SEALED_JAW
 from ..core.lip_seal import seal_lips as _seal
 
 # Each viseme: the ARKit coefficients of its articulatory target, and its dominance (how
 # strongly it resists its neighbours: lip closure for /p b m/ always wins).
 VISEMES: dict[str, tuple[dict[str, float], float]] = {
     "rest": ({"mouthClose": 0.02}, 0.6),
-    "pause": ({"jawOpen": 0.08}, 0.6),  # lips relaxed beside speech (see _with_pause_edges)
     "bilabial": ({"jawOpen": 0.06, "mouthClose": 0.06, "mouthPressLeft": 0.45, "mouthPressRight": 0.45}, 5.0),
     "labiodental": ({"jawOpen": 0.1, "mouthRollLower": 0.55, "mouthUpperUpLeft": 0.15, "mouthUpperUpRight": 0.15},
                     2.0),
@@ -69,14 +66,6 @@ MIN_HOLD_S = {"bilabial": 0.08, "labiodental": 0.06}
 SEAL_LEAD_S = 0.02
 """Lips shut this long before a bilabial's sound begins (the closure precedes the release)."""
 
-JAW_SMOOTHING_S = 0.06
-"""The jaw is heavy: its opening follows the phone targets through a Gaussian of this width
-(seconds). Lip closures are applied after it and stay sharp."""
-
-PAUSE_PARTED_S = 0.12
-"""In a pause the lips stay relaxed and slightly parted this long beside the speech (a pause
-shorter than twice this never closes them); in a longer silence they close."""
-
 MOUTH_CHANNELS = tuple(sorted({name for targets, _ in VISEMES.values() for name in targets}))
 """The blendshapes these rules drive; the rest of the face is left to the non-verbal rules."""
 
@@ -104,15 +93,14 @@ def articulation(phones: Sequence[tuple[str, float, float]], n_frames: int, fps:
     Coarticulation after Cohen & Massaro: each phone exerts a target with a dominance that
     decays exponentially from its (anticipated) centre; every frame is the dominance-weighted
     mean of all targets, so neighbours blend and strong articulations (lip closure) win.
-    The jaw then moves with inertia (JAW_SMOOTHING_S), and pauses keep the lips parted beside
-    the speech (PAUSE_PARTED_S).
     """
     out = np.zeros((n_frames, NUM_BLENDSHAPES), np.float32)
     if not phones or n_frames == 0:
         return out
     t = (np.arange(n_frames) + 0.5) / fps
     weights, targets = [], []
-    for phoneme, start, end, name in _with_pause_edges(phones, alphabet):
+    for phoneme, start, end in phones:
+        name = viseme_of(phoneme, alphabet)
         shape, dominance = VISEMES[name]
         # Lip closures and lip-teeth contacts last at least this long, however short the sound.
         duration = max(end - start, MIN_HOLD_S.get(name, 0.02))
@@ -128,34 +116,7 @@ def articulation(phones: Sequence[tuple[str, float, float]], n_frames: int, fps:
     w = np.stack(weights)  # (P, T)
     w /= np.maximum(w.sum(0, keepdims=True), 1e-9)
     out = (w.T @ np.stack(targets)).astype(np.float32)
-    out[:, INDEX["jawOpen"]] = gaussian_filter1d(out[:, INDEX["jawOpen"]].astype(np.float64),
-                                                 JAW_SMOOTHING_S * fps, mode="nearest")
-    # The jaw rises for the closure too, as it does at run time (core.lip_seal).
-    seal_lips(out, bilabial_frames(phones, n_frames, fps, alphabet), max_jaw=SEALED_JAW)
-    return out
-
-
-def _with_pause_edges(phones, alphabet: str):
-    """(phoneme, start, end, viseme) with each pause's edges next to speech as relaxed, parted
-    lips ("pause") and only the rest of it closed ("rest")."""
-    timed = [(p, s, e, viseme_of(p, alphabet)) for p, s, e in sorted(phones, key=lambda x: x[1])]
-    out = []
-    for k, (p, s, e, name) in enumerate(timed):
-        if name != "rest":
-            out.append((p, s, e, name))
-            continue
-        speech_before = k > 0 and timed[k - 1][3] != "rest"
-        speech_after = k + 1 < len(timed) and timed[k + 1][3] != "rest"
-        a = s + PAUSE_PARTED_S if speech_before else s
-        b = e - PAUSE_PARTED_S if speech_after else e
-        if b - a < 0.02:  # a short pause: parted throughout
-            out.append((p, s, e, "pause"))
-            continue
-        if a > s:
-            out.append((p, s, a, "pause"))
-        out.append((p, a, b, "rest"))
-        if b < e:
-            out.append((p, b, e, "pause"))
+    seal_lips(out, bilabial_frames(phones, n_frames, fps, alphabet))
     return out
 
 
@@ -177,7 +138,7 @@ def bilabial_frames(phones: Sequence[tuple[str, float, float]], n_frames: int, f
     return shut
 
 
-def seal_lips(blendshapes: np.ndarray, shut: np.ndarray, max_jaw: float | None = None) -> np.ndarray:
+def seal_lips(blendshapes: np.ndarray, shut: np.ndarray) -> np.ndarray:
     """Close the lips in the `shut` frames of (T, 52+) coefficients or motion vectors, in place
     (core.lip_seal.seal_lips: the same seal the motion generator applies at run time)."""
-    return _seal(blendshapes, np.asarray(shut, np.float32), max_jaw)
+    return _seal(blendshapes, np.asarray(shut, np.float32))
