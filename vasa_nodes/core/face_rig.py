@@ -343,7 +343,7 @@ class FaceRig:
         alpha = np.concatenate([alpha, np.zeros_like(alpha)])[e.order]
         return pos.astype(np.float32), e.uv, alpha
 
-    def _edge_lines(self) -> "_EdgeLines":
+    def _edge_lines(self) -> _EdgeLines:
         """The geometric edges (face outline: closed; upper and lower lip gap rows: open), laid
         out once for edge_fins: per edge its inner vertices, then their outer twins."""
         oval = np.array([self._vertex_of[i] for i in FACE_OVAL])

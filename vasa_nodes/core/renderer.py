@@ -245,8 +245,6 @@ class FaceRenderer:
 
     def _setup_eyes(self) -> None:
         """Eyeball shading: iris discs, their colours, the sclera colour and the visible-eye mask."""
-        import cv2  # noqa: PLC0415
-
         ctx, s = self.ctx, self.size
         mask = np.zeros((s, s), np.uint8)
         for side in ("right", "left"):
@@ -288,8 +286,6 @@ class FaceRenderer:
 
     def _setup_lids(self) -> None:
         """The closed-lid texture and where it applies (see _MESH_FS)."""
-        import cv2  # noqa: PLC0415
-
         from .face_rig import EYES  # noqa: PLC0415
 
         s = self.size
