@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10, help="streaming trials of 4 s each")
     parser.add_argument("--lookahead", type=int, default=1, help="frames of look-ahead in streaming (default 1)")
     parser.add_argument("--lip-seal", default="", help="lip-seal detector, or 'none' (default: the shipped one)")
+    parser.add_argument("--no-ahead", action="store_true",
+                        help="streaming: wait for each look-ahead frame to be complete instead of taking it ahead of "
+                             "time (StreamingFeatureExtractor.peek), as the live graph does")
     args = parser.parse_args()
     model = MotionModel(args.model, steps=args.steps)
     seal = load_lip_seal(args.lip_seal)
@@ -76,13 +79,16 @@ def main() -> None:
             arrival = start + k * CHUNK / SAMPLE_RATE
             while time.perf_counter() < arrival:
                 time.sleep(max(0.0, arrival - time.perf_counter()))
-            for f in gen.push(extractor.push(clip[k * CHUNK:(k + 1) * CHUNK])):
+            frames = extractor.push(clip[k * CHUNK:(k + 1) * CHUNK])
+            for f in gen.push(frames, None if args.no_ahead else extractor.peek()):
                 ready = time.perf_counter()
                 if got == 0:
                     first.append(ready - start)
-                # Frame f waits for audio up to the end of frame f + look-ahead plus the feature
-                # window's look-ahead (192 samples): that sample arrives with its chunk.
-                needed = (f.frame_index + 1 + args.lookahead) * 640 + 192
+                # Frame f waits for audio up to the end of frame f + look-ahead, plus the feature
+                # window's look-ahead (192 samples) unless the last look-ahead frame is taken
+                # ahead of time: that sample arrives with its chunk.
+                early = args.lookahead > 0 and not args.no_ahead
+                needed = (f.frame_index + 1 + args.lookahead) * 640 + (0 if early else 192)
                 needed_arrival = start + (int(np.ceil(needed / CHUNK)) - 1) * CHUNK / SAMPLE_RATE
                 per_frame.append(ready - needed_arrival)
                 got += 1

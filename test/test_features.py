@@ -56,6 +56,52 @@ def test_frames_are_ready_with_12_ms_lookahead():
     assert len(extractor.push(np.zeros(192, np.float32))) == 1
 
 
+def test_peek_gives_each_frame_one_chunk_early_and_changes_nothing(speech):
+    x, _ = speech
+    whole = compute_features(x)
+    extractor = StreamingFeatureExtractor()
+    parts, early, received = [], {}, 0
+    for i in range(0, len(x), 320):  # 20 ms chunks, as the audio capture sends them
+        parts.append(extractor.push(x[i:i + 320]))
+        received = min(i + 320, len(x))
+        ahead = extractor.peek()
+        assert len(ahead) <= 1
+        if len(ahead):
+            k = ahead.frame_offset
+            assert k == extractor.frames_emitted  # the frame after those returned
+            assert k not in early
+            early[k] = ahead
+            # The next frame with the audio before the gap mirrored into it.
+            missing = (k + 1) * 640 + 192 - received
+            mirrored = np.concatenate([x[:received], x[received - missing:received][::-1]])
+            assert np.allclose(ahead.features[0], compute_features(mirrored).features[k], atol=1e-4)
+            assert ahead.loudness_db[0] == whole.loudness_db[k]
+            assert ahead.voice_activity[0] == whole.voice_activity[k]
+    parts.append(extractor.finish())
+    streamed = FeatureFrames.concat(parts)
+    # Peeking changed nothing, and every frame but the last was had one chunk early.
+    assert np.allclose(streamed.features, whole.features, atol=1e-4)
+    assert np.array_equal(streamed.voice_activity, whole.voice_activity)
+    assert sorted(early) == list(range(len(x) // 640))
+    # ... close to the complete frame (only the faint tail of its window was missing): far
+    # closer than consecutive frames are to each other.
+    k = np.array(sorted(early))
+    k = k[(k > 0) & (whole.voice_activity[k] > 0.5)]
+    diff = np.array([np.abs(early[j].features[0] - whole.features[j]).mean() for j in k])
+    step = np.abs(whole.features[k] - whole.features[k - 1]).mean(1)
+    assert np.median(diff) < 0.2 * np.median(step), (np.median(diff), np.median(step))
+
+
+def test_peek_is_empty_until_the_frame_s_own_samples_are_in():
+    extractor = StreamingFeatureExtractor()
+    extractor.push(np.ones(639, np.float32))
+    assert len(extractor.peek()) == 0
+    extractor.push(np.ones(1, np.float32))
+    assert extractor.peek().frame_offset == 0
+    assert len(extractor.push(np.ones(192, np.float32))) == 1
+    assert len(extractor.peek()) == 0  # frame 0 is complete; frame 1's samples are not in
+
+
 def test_rejects_rates_that_do_not_divide_16k():
     with pytest.raises(ValueError, match="whole samples"):
         StreamingFeatureExtractor(fps=30)

@@ -17,7 +17,7 @@ import rclpy
 import yaml
 from sensor_msgs.msg import Image
 
-from vasa_nodes.msg import AudioChunk, FaceMotion
+from vasa_nodes.msg import AudioChunk, AudioFeatures, FaceMotion
 from vasa_nodes.nodes.common import IMAGE_QOS
 
 VASA_AVATAR = Path(sys.prefix) / "bin" / "vasa-avatar"
@@ -36,13 +36,14 @@ def session(tmp_path_factory, portrait_path, speech_wav):
 
     rclpy.init()
     node = rclpy.create_node("graph_test_listener")
-    audio, motion, images = [], [], []
+    audio, motion, images, features = [], [], [], []
 
     def stamp(msg):
         return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
     node.create_subscription(AudioChunk, "/vasa/audio", lambda m: audio.append((stamp(m), m.sample_offset)), 200)
     node.create_subscription(FaceMotion, "/vasa/face_motion", lambda m: motion.append(stamp(m)), 200)
+    node.create_subscription(AudioFeatures, "/vasa/audio_features", features.append, 200)
     node.create_subscription(
         Image, "/vasa/image",
         lambda m: images.append((stamp(m), np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3))),
@@ -66,7 +67,8 @@ def session(tmp_path_factory, portrait_path, speech_wav):
             _, stderr = proc.communicate()
         node.destroy_node()
         rclpy.shutdown()
-    return {"audio": audio, "motion": motion, "images": images, "spans": spans, "duration": duration,
+    return {"audio": audio, "motion": motion, "images": images, "features": features, "spans": spans,
+            "duration": duration,
             "stderr": stderr, "returncode": proc.returncode}
 
 
@@ -90,6 +92,28 @@ def test_frames_arrive_at_the_configured_rate_on_audio_time(session):
     assert speech[-1] == pytest.approx(t0 + (expected - 1) / FPS, abs=2 / FPS)
     # Between streams the face idles on: frames keep coming after the speech ended.
     assert any(s > t0 + duration + 0.3 for s, _ in session["images"])
+
+
+def test_each_feature_frame_comes_ahead_of_time_then_complete(session):
+    """audio_encoder sends every frame a chunk early (its window's tail mirrored in), then
+    complete; the motion generator uses the early one as its look-ahead."""
+    complete, ahead = {}, {}
+    for m in session["features"]:
+        n = int(m.num_frames)
+        rows = np.asarray(m.features, np.float32).reshape(n, 80)
+        for k in range(n):
+            complete[int(m.frame_offset) + k] = rows[k]
+        if len(m.ahead_features):
+            k = int(m.frame_offset) + n
+            assert k not in complete  # ahead of the complete frame, never after it
+            ahead[k] = np.asarray(m.ahead_features, np.float32)
+    assert len(complete) >= 25 * session["duration"] - 1
+    assert len(ahead) >= len(complete) - 2
+    # The same frame: far closer to its complete self than to its neighbour.
+    both = [k for k in ahead if k in complete and k - 1 in complete]
+    diff = np.median([np.abs(ahead[k] - complete[k]).mean() for k in both])
+    step = np.median([np.abs(complete[k] - complete[k - 1]).mean() for k in both])
+    assert diff < 0.3 * step, (diff, step)
 
 
 def test_mouth_moves_with_speech_and_rests_in_silence(session, fitter):

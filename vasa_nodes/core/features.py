@@ -8,6 +8,7 @@ stream before sample 0 and after the end of stream is silence.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,30 +152,52 @@ class StreamingFeatureExtractor:
         self.reset()
         return out
 
+    def peek(self) -> FeatureFrames:
+        """The next frame ahead of time, for live consumers: once all of its own samples are in
+        but not yet the end of its spectrum window (the window's last `n_fft / 2 - hop / 2`
+        samples, 12 ms at 25 fps), it is computed with the samples before the gap mirrored
+        into it (a continuation without a step, unlike silence). Empty when the frame's own
+        samples are not all in, or it is complete (`push()` has returned it). Changes
+        nothing: `push()` returns the same frame complete once that audio arrives. The two
+        differ only where the Hann window is below a third of its peak; on read speech by
+        a tenth of what consecutive frames differ by. Loudness and voice activity are exact."""
+        own = self._pad + self.hop  # the buffer starts `pad` samples before the next frame
+        span = self.hop + 2 * self._pad
+        if not own <= len(self._buffer) < span:
+            return self._frames(np.zeros(0, np.float32), 0, self._vad)
+        missing = span - len(self._buffer)  # < pad <= len(buffer)
+        padded = np.concatenate([self._buffer, self._buffer[:-missing - 1:-1]])
+        return self._frames(padded, 1, copy.copy(self._vad))
+
     def _drain(self, limit: int | None = None) -> FeatureFrames:
         span = self.hop + 2 * self._pad
         count = (len(self._buffer) - span) // self.hop + 1 if len(self._buffer) >= span else 0
         if limit is not None:
             count = min(count, limit - self._next_frame)
         count = max(count, 0)
+        out = self._frames(self._buffer, count, self._vad)
+        self._buffer = self._buffer[count * self.hop:]
+        self._next_frame += count
+        return out
+
+    def _frames(self, buffer: np.ndarray, count: int, vad: VoiceActivityDetector) -> FeatureFrames:
+        """The first `count` frames of `buffer` (which starts `pad` samples before the next frame)."""
         offset = self._next_frame
         if count == 0:
             return FeatureFrames(offset, np.zeros((0, N_MELS), np.float32), np.zeros(0, np.float32),
                                  np.zeros(0, np.float32))
+        span = self.hop + 2 * self._pad
         idx = np.arange(count)[:, None] * self.hop + np.arange(self.n_fft)[None, :]
         idx = idx + (span - self.n_fft) // 2
-        windows = self._buffer[idx] * self._window
+        windows = buffer[idx] * self._window
         power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
         mel = np.log10(power.astype(np.float32) @ self._mel.T + LOG_FLOOR).astype(np.float32)
 
-        core = self._buffer[np.arange(count)[:, None] * self.hop + self._pad + np.arange(self.hop)[None, :]]
+        core = buffer[np.arange(count)[:, None] * self.hop + self._pad + np.arange(self.hop)[None, :]]
         rms = np.sqrt(np.mean(core.astype(np.float64) ** 2, axis=1))
         loud = np.clip(20.0 * np.log10(rms + 1e-5), -100.0, 0.0).astype(np.float32)
-        vad = np.array([self._vad(float(v)) for v in loud], np.float32)
-
-        self._buffer = self._buffer[count * self.hop:]
-        self._next_frame += count
-        return FeatureFrames(offset, mel, loud, vad)
+        activity = np.array([vad(float(v)) for v in loud], np.float32)
+        return FeatureFrames(offset, mel, loud, activity)
 
 
 def compute_features(samples: np.ndarray, fps: float = 25.0) -> FeatureFrames:

@@ -310,8 +310,9 @@ class RuleBasedMotionGenerator:
         return [self.step(frames.features[i], float(frames.loudness_db[i]), float(frames.voice_activity[i]))
                 for i in range(len(frames))]
 
-    def push(self, frames: FeatureFrames) -> list[MotionFrame]:
-        """Streaming: the motion frames of these feature frames (the rules need no look-ahead)."""
+    def push(self, frames: FeatureFrames, ahead: FeatureFrames | None = None) -> list[MotionFrame]:
+        """Streaming: the motion frames of these feature frames (the rules need no look-ahead,
+        so `ahead`, the next frame ahead of time, is not used)."""
         return self.generate(frames)
 
     def finish(self) -> list[MotionFrame]:

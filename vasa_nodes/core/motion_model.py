@@ -20,6 +20,7 @@ stored in the ONNX file's metadata, so the .onnx file is the whole model.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -359,8 +360,13 @@ class DiffusionMotionGenerator:
         return result
 
     # -- streaming --
-    def push(self, frames: FeatureFrames) -> list[MotionFrame]:
-        """Add feature frames; return the motion frames whose audio and look-ahead are in."""
+    def push(self, frames: FeatureFrames, ahead: FeatureFrames | None = None) -> list[MotionFrame]:
+        """Add feature frames; return the motion frames whose audio and look-ahead are in.
+
+        `ahead`, optional: the frame after these, ahead of time
+        (StreamingFeatureExtractor.peek()). It stands in for the last look-ahead frame, so
+        each motion frame is ready one audio chunk sooner; the complete frame, when pushed
+        later, replaces it for the frames still to come."""
         out = []
         audio = self._normalizer(frames)
         for k in range(len(frames)):  # frame by frame: the buffers only hold what one window needs
@@ -368,6 +374,11 @@ class DiffusionMotionGenerator:
             self._received += 1
             while self._emitted + self.lookahead < self._received:
                 out.append(self._step())
+        if ahead is not None and len(ahead) == 1 and self.lookahead > 0:
+            # Normalised like the next frame, without moving the normaliser on.
+            early = copy.copy(self._normalizer)(ahead)[0]
+            while self._emitted + self.lookahead < self._received + 1:
+                out.append(self._step(ahead=early))
         return out
 
     def finish(self) -> list[MotionFrame]:
@@ -398,9 +409,10 @@ class DiffusionMotionGenerator:
         rest = np.repeat(MotionFrame.neutral().to_vector()[None], k - len(motion), 0)
         return np.concatenate([rest, motion])
 
-    def _step(self, future: np.ndarray | None = None) -> MotionFrame:
+    def _step(self, future: np.ndarray | None = None, ahead: np.ndarray | None = None) -> MotionFrame:
         """Emit frame self._emitted from the buffered audio (its look-ahead, where known;
-        `future`, when given, is the known audio of every frame not received yet).
+        `ahead`, when given, is the next frame's audio ahead of time, and `future` the known
+        audio of every frame not received yet).
 
         The frame is drawn from a window that starts LIVE_LAG frames before it and continues
         the K frames before that, so it lies inside the window, as offline frames do: the
@@ -414,19 +426,21 @@ class DiffusionMotionGenerator:
             future = self._audio[-1]
         lag = min(self.LIVE_LAG, self._emitted)
         start = self._emitted - lag
-        x = self.model.sample(self._context(lag), *self._window_audio(start, future), self._control_vec,
+        x = self.model.sample(self._context(lag), *self._window_audio(start, future, ahead), self._control_vec,
                               self._noise_for(start))[lag:lag + 1]
         x = self._apply_intensity(x)
         buffered_first = self._received - len(self._audio)
         vad_i = self._emitted - buffered_first
         va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
-        out = self._with_blinks(self._sealed(x.copy(), self._audio, vad_i))
+        heard = self._audio if ahead is None else np.concatenate([self._audio, ahead[None]])
+        out = self._with_blinks(self._sealed(x.copy(), heard, vad_i))
         frame = MotionFrame.from_vector(out[0], self._emitted, va)
         self._keep(None, None, x)
         self._emitted += 1
         return frame
 
-    def _window_audio(self, start: int, future: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _window_audio(self, start: int, future: np.ndarray | None,
+                      ahead: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(audio, known) of the window whose first frame is stream frame `start`."""
         i = self.model.info
         n = i.context + i.window + i.lookahead
@@ -438,6 +452,9 @@ class DiffusionMotionGenerator:
             f = first + slot
             if buffered_first <= f < self._received and f >= 0:
                 audio[slot] = self._audio[f - buffered_first]
+                known[slot] = 1.0
+            elif ahead is not None and f == self._received:
+                audio[slot] = ahead
                 known[slot] = 1.0
             elif future is not None and f >= self._received:
                 audio[slot] = future

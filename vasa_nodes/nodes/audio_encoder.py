@@ -83,10 +83,12 @@ class AudioEncoderNode(Node):
         return self.extractor.push(x)
 
     def _emit(self, frames: FeatureFrames, end_of_stream: bool) -> None:
-        if len(frames) == 0 and not end_of_stream:
+        # Live consumers get the next frame ahead of time, one chunk before it is complete.
+        ahead = None if end_of_stream else self.extractor.peek()
+        if len(frames) == 0 and not end_of_stream and not len(ahead):
             return
         stamp = self._t0_ns + int(round(frames.frame_offset * 1e9 / self.fps))
-        self.pub.publish(features_to_msg(frames, self.fps, stamp, end_of_stream))
+        self.pub.publish(features_to_msg(frames, self.fps, stamp, end_of_stream, ahead))
 
     def _finish(self) -> None:
         self._emit(self.extractor.finish(), True)

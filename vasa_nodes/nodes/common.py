@@ -64,7 +64,9 @@ def describe(description: str, *, read_only: bool = False, float_range: tuple[fl
 
 # -- message conversions -------------------------------------------------------------
 
-def features_to_msg(frames: FeatureFrames, fps: float, stamp_ns: int, end_of_stream: bool) -> AudioFeatures:
+def features_to_msg(frames: FeatureFrames, fps: float, stamp_ns: int, end_of_stream: bool,
+                    ahead: FeatureFrames | None = None) -> AudioFeatures:
+    """`ahead`: the frame after `frames` ahead of time (StreamingFeatureExtractor.peek()), or None."""
     msg = AudioFeatures()
     msg.header.stamp = to_time(stamp_ns)
     msg.header.frame_id = "audio"
@@ -77,6 +79,13 @@ def features_to_msg(frames: FeatureFrames, fps: float, stamp_ns: int, end_of_str
     msg.loudness_db = frames.loudness_db.astype(np.float32)
     msg.voice_activity = frames.voice_activity.astype(np.float32)
     msg.end_of_stream = bool(end_of_stream)
+    if ahead is not None and len(ahead) == 1:
+        if ahead.frame_offset != frames.frame_offset + len(frames):
+            raise ValueError(f"the frame ahead is frame {ahead.frame_offset}, not the next one "
+                             f"({frames.frame_offset + len(frames)})")
+        msg.ahead_features = ahead.features[0].astype(np.float32)
+        msg.ahead_loudness_db = float(ahead.loudness_db[0])
+        msg.ahead_voice_activity = float(ahead.voice_activity[0])
     return msg
 
 
@@ -91,6 +100,17 @@ def features_from_msg(msg: AudioFeatures) -> FeatureFrames:
         raise ValueError(f"inconsistent AudioFeatures: num_frames={n}, {feats.size} feature values")
     return FeatureFrames(int(msg.frame_offset), feats.reshape(n, N_MELS),
                          np.asarray(msg.loudness_db, np.float32), np.asarray(msg.voice_activity, np.float32))
+
+
+def ahead_from_msg(msg: AudioFeatures) -> FeatureFrames | None:
+    """The message's frame ahead (see AudioFeatures.msg), or None; ValueError if malformed."""
+    feats = np.asarray(msg.ahead_features, np.float32)
+    if feats.size == 0:
+        return None
+    if feats.size != N_MELS:
+        raise ValueError(f"inconsistent AudioFeatures: {feats.size} values in the frame ahead, expected {N_MELS}")
+    return FeatureFrames(int(msg.frame_offset) + int(msg.num_frames), feats[None],
+                         np.array([msg.ahead_loudness_db], np.float32), np.array([msg.ahead_voice_activity], np.float32))
 
 
 def motion_to_msg(frame: MotionFrame, fps: float, stamp_ns: int) -> FaceMotion:

@@ -1,8 +1,8 @@
 """motion_generator: AudioFeatures + AvatarControl -> FaceMotion (/vasa/face_motion), one per video frame.
 
 While speech streams in, each feature frame becomes a motion frame stamped on the audio's
-clock: with the diffusion model (default) one frame after its audio arrived (look-ahead),
-with the rules at once. Between streams a timer keeps producing idle frames (blinks, head
+clock: with the diffusion model (default) once the next frame's audio is in (look-ahead;
+that frame as AudioFeatures carries it ahead of time), with the rules at once. Between streams a timer keeps producing idle frames (blinks, head
 sway, gaze shifts, mouth closed) on the node's clock, so the face never freezes.
 """
 
@@ -18,7 +18,7 @@ from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
 from .common import (CONTROL_QOS, STREAM_QOS, TOPIC_CONTROL, TOPIC_FEATURES, TOPIC_MOTION, StartupError,
-                     controls_from_msg, describe, features_from_msg, motion_to_msg, run_node, to_ns)
+                     ahead_from_msg, controls_from_msg, describe, features_from_msg, motion_to_msg, run_node, to_ns)
 
 NAME = "motion_generator"
 
@@ -100,6 +100,7 @@ class MotionGeneratorNode(Node):
     def _on_features(self, msg: AudioFeatures) -> None:
         try:
             frames = features_from_msg(msg)
+            ahead = ahead_from_msg(msg)
         except ValueError as exc:
             self.get_logger().error(f"ignored AudioFeatures: {exc}")
             return
@@ -112,7 +113,7 @@ class MotionGeneratorNode(Node):
             self._stream_t0_ns = to_ns(msg.header.stamp) - int(msg.frame_offset) * self.period_ns
         self._streaming = not msg.end_of_stream
         self._last_features_ns = self.get_clock().now().nanoseconds
-        motion = self.generator.push(frames)
+        motion = self.generator.push(frames, ahead)
         if msg.end_of_stream:
             motion += self.generator.finish()
         self._publish(motion)
