@@ -1,12 +1,13 @@
 """Motion model speed on this machine: offline throughput and streaming latency.
 
     .venv/bin/python -P benchmarks/bench_motion.py [--model MODEL.onnx] [--lip-seal DETECTOR.onnx|none]
-        [--audio SPEECH] [--steps 4] [--lookahead 1]
+        [--audio SPEECH] [--steps 4] [--lookahead 1] [--no-ahead]
 
 Offline: motion frames per second of DiffusionMotionGenerator.generate() over a minute of
 speech (features excluded and reported apart), with the lip seal as the product runs it.
 Streaming: the audio is played in real time in 20 ms chunks through the streaming feature
-extractor and generator; reported is the time from the arrival of the first chunk until
+extractor and generator, the last look-ahead frame taken ahead of time as the live graph
+does (`--no-ahead`: waiting for it to be complete); reported is the time from the arrival of the first chunk until
 the first motion frame is ready, and for every frame the time from the arrival of the
 audio it waits for (its own frame and the look-ahead) until it is ready. Speed is
 measured here, never in the tests.

@@ -147,6 +147,12 @@ def test_the_frame_ahead_makes_each_frame_one_chunk_sooner_with_the_same_lips(mo
     plain, _ = stream(0, False)
     same, _ = stream(0, True)
     assert all(np.array_equal(a.to_vector(), b.to_vector()) for a, b in zip(plain, same))
+    # A frame ahead that is not the next one is refused, not silently misplaced.
+    feats = compute_features(x[:16000])
+    gen = DiffusionMotionGenerator(model, seed=2)
+    with pytest.raises(ValueError, match="frame ahead"):
+        gen.push(FeatureFrames(0, feats.features[:3], feats.loudness_db[:3], feats.voice_activity[:3]),
+                 FeatureFrames(4, feats.features[4:5], feats.loudness_db[4:5], feats.voice_activity[4:5]))
 
 
 def test_streamed_lips_follow_the_speech_and_the_head_moves_smoothly(model):

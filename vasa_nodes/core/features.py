@@ -160,7 +160,8 @@ class StreamingFeatureExtractor:
         samples are not all in, or it is complete (`push()` has returned it). Changes
         nothing: `push()` returns the same frame complete once that audio arrives. The two
         differ only where the Hann window is below a third of its peak; on read speech by
-        a tenth of what consecutive frames differ by. Loudness and voice activity are exact."""
+        about a twelfth of what consecutive frames differ by. Loudness and voice activity
+        are exact."""
         own = self._pad + self.hop  # the buffer starts `pad` samples before the next frame
         span = self.hop + 2 * self._pad
         if not own <= len(self._buffer) < span:

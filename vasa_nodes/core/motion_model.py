@@ -367,6 +367,10 @@ class DiffusionMotionGenerator:
         (StreamingFeatureExtractor.peek()). It stands in for the last look-ahead frame, so
         each motion frame is ready one audio chunk sooner; the complete frame, when pushed
         later, replaces it for the frames still to come."""
+        if ahead is not None and len(ahead) and (len(ahead) != 1 or
+                                                 ahead.frame_offset != frames.frame_offset + len(frames)):
+            raise ValueError(f"the frame ahead must be the one frame after those pushed "
+                             f"({frames.frame_offset + len(frames)}), got {len(ahead)} from {ahead.frame_offset}")
         out = []
         audio = self._normalizer(frames)
         for k in range(len(frames)):  # frame by frame: the buffers only hold what one window needs
@@ -374,7 +378,7 @@ class DiffusionMotionGenerator:
             self._received += 1
             while self._emitted + self.lookahead < self._received:
                 out.append(self._step())
-        if ahead is not None and len(ahead) == 1 and self.lookahead > 0:
+        if ahead is not None and len(ahead) and self.lookahead > 0:
             # Normalised like the next frame, without moving the normaliser on.
             early = copy.copy(self._normalizer)(ahead)[0]
             while self._emitted + self.lookahead < self._received + 1:
