@@ -103,3 +103,29 @@ def test_conversions_are_lossless_and_map_names():
         motion_from_msg(FaceMotion(blendshape_names=["jawOpen"], blendshapes=[float("nan")]))
     c = Controls(emotion="sad", emotion_intensity=0.5, distance_enabled=True, head_scale=1.3)
     assert controls_from_msg(controls_to_msg(c, 0)) == c.validated()
+
+
+def test_features_and_the_frame_ahead_convert_losslessly_and_bad_ones_are_refused():
+    from vasa_nodes.core.features import StreamingFeatureExtractor
+    from vasa_nodes.nodes.common import ahead_from_msg, features_from_msg, features_to_msg
+
+    x = (0.3 * np.sin(np.arange(3200) / 5)).astype(np.float32)
+    extractor = StreamingFeatureExtractor()
+    frames = extractor.push(x[:1280 + 192])      # frames 0 and 1 complete
+    extractor.push(x[1280 + 192:1920])           # frame 2's own samples in: ahead of time
+    ahead = extractor.peek()
+    assert ahead.frame_offset == 2
+    msg = features_to_msg(frames, 25.0, 0, False, ahead)
+    back, back_ahead = features_from_msg(msg), ahead_from_msg(msg)
+    assert np.array_equal(back.features, frames.features) and back.frame_offset == 0
+    assert back_ahead.frame_offset == 2 and np.array_equal(back_ahead.features, ahead.features)
+    assert back_ahead.loudness_db[0] == pytest.approx(ahead.loudness_db[0])
+    # Without one, the fields stay empty and a consumer gets None.
+    assert ahead_from_msg(features_to_msg(frames, 25.0, 0, False)) is None
+    # A frame ahead that is not the next one, or of the wrong size, is refused.
+    with pytest.raises(ValueError, match="not the next one"):
+        features_to_msg(frames, 25.0, 0, False,
+                        type(ahead)(5, ahead.features, ahead.loudness_db, ahead.voice_activity))
+    msg.ahead_features = np.zeros(7, np.float32)
+    with pytest.raises(ValueError, match="frame ahead"):
+        ahead_from_msg(msg)
