@@ -106,7 +106,7 @@ def test_conversions_are_lossless_and_map_names():
 
 
 def test_features_and_the_frame_ahead_convert_losslessly_and_bad_ones_are_refused():
-    from vasa_nodes.core.features import StreamingFeatureExtractor
+    from vasa_nodes.core.features import FeatureFrames, StreamingFeatureExtractor
     from vasa_nodes.nodes.common import ahead_from_msg, features_from_msg, features_to_msg
 
     x = (0.3 * np.sin(np.arange(3200) / 5)).astype(np.float32)
@@ -124,8 +124,8 @@ def test_features_and_the_frame_ahead_convert_losslessly_and_bad_ones_are_refuse
     assert ahead_from_msg(features_to_msg(frames, 25.0, 0, False)) is None
     # A frame ahead that is not the next one, or of the wrong size, is refused.
     with pytest.raises(ValueError, match="not the next one"):
-        features_to_msg(frames, 25.0, 0, False,
-                        type(ahead)(5, ahead.features, ahead.loudness_db, ahead.voice_activity))
+        features_to_msg(frames, 25.0, 0, False, FeatureFrames(5, ahead.features, ahead.loudness_db,
+                                                              ahead.voice_activity))
     msg.ahead_features = np.zeros(7, np.float32)
     with pytest.raises(ValueError, match="frame ahead"):
         ahead_from_msg(msg)
