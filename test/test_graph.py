@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
-from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
 from vasa_nodes.msg import AudioChunk, AudioFeatures, FaceMotion
@@ -48,10 +47,7 @@ def session(tmp_path_factory, portrait_path, speech_wav):
     node.create_subscription(
         Image, "/vasa/image",
         lambda m: images.append((stamp(m), np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3))),
-        # The graph's image QoS (reliable, keep last 2) with a deeper queue, as a recorder wants
-        # every frame: this listener shares two cores with the five nodes and may fall behind.
-        QoSProfile(history=IMAGE_QOS.history, depth=50, reliability=IMAGE_QOS.reliability,
-                   durability=IMAGE_QOS.durability))
+        IMAGE_QOS)
     proc = subprocess.Popen([str(VASA_AVATAR), "--portrait", str(portrait_path), "--audio", str(wav),
                              "--config", str(tmp / "config.yaml")], stderr=subprocess.PIPE, text=True)
     try:

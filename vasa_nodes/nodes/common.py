@@ -31,12 +31,13 @@ TOPIC_IMAGE = "vasa/image"
 
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
 # lips, so these are reliable with a deep queue. Video frames are published reliable but
-# keep-last 2: a frame of 0.8 MB would be lost to UDP fragment loss under best effort, and
-# a slow subscriber still gets the newest frames instead of a growing backlog.
+# keep-last 10: a frame of 0.8 MB would be lost to UDP fragment loss under best effort; a
+# subscriber that falls behind for a moment (a recorder on a busy machine) still gets every
+# frame of the last 0.4 s, and one that stays behind gets recent frames, not a growing backlog.
 # Best-effort (sensor-data) subscribers, e.g. image viewers, are compatible with it.
 STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
-IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE,
+IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 # Controls are state: a late joiner must get the current one.
 CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
