@@ -70,6 +70,7 @@ def main() -> None:
           f"(features: {len(frames) / t_feat:.0f} frames/s)")
 
     first, per_frame = [], []
+    window_tail = 0 if args.lookahead > 0 and not args.no_ahead else 192
     clip = x[:4 * SAMPLE_RATE]
     for trial in range(args.trials):
         extractor = StreamingFeatureExtractor(25.0)
@@ -88,8 +89,7 @@ def main() -> None:
                 # Frame f waits for audio up to the end of frame f + look-ahead, plus the feature
                 # window's look-ahead (192 samples) unless the last look-ahead frame is taken
                 # ahead of time: that sample arrives with its chunk.
-                early = args.lookahead > 0 and not args.no_ahead
-                needed = (f.frame_index + 1 + args.lookahead) * 640 + (0 if early else 192)
+                needed = (f.frame_index + 1 + args.lookahead) * 640 + window_tail
                 needed_arrival = start + (int(np.ceil(needed / CHUNK)) - 1) * CHUNK / SAMPLE_RATE
                 per_frame.append(ready - needed_arrival)
                 got += 1

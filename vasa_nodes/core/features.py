@@ -119,6 +119,7 @@ class StreamingFeatureExtractor:
         self.hop = int(round(hop))
         self.n_fft = max(N_FFT, 1 << int(np.ceil(np.log2(self.hop))))
         self._pad = (self.n_fft - self.hop) // 2  # samples before/after each frame in its window
+        self._span = self.hop + 2 * self._pad      # samples a frame needs, its window's margins included
         self._window = np.hanning(self.n_fft + 2)[1:-1].astype(np.float32)
         self._mel = mel_filterbank(n_fft=self.n_fft)
         self._vad = VoiceActivityDetector()
@@ -163,16 +164,14 @@ class StreamingFeatureExtractor:
         about a twelfth of what consecutive frames differ by. Loudness and voice activity
         are exact."""
         own = self._pad + self.hop  # the buffer starts `pad` samples before the next frame
-        span = self.hop + 2 * self._pad
-        if not own <= len(self._buffer) < span:
+        if not own <= len(self._buffer) < self._span:
             return self._frames(np.zeros(0, np.float32), 0, self._vad)
-        missing = span - len(self._buffer)  # < pad <= len(buffer)
+        missing = self._span - len(self._buffer)  # < pad <= len(buffer)
         padded = np.concatenate([self._buffer, self._buffer[:-missing - 1:-1]])
         return self._frames(padded, 1, copy.copy(self._vad))
 
     def _drain(self, limit: int | None = None) -> FeatureFrames:
-        span = self.hop + 2 * self._pad
-        count = (len(self._buffer) - span) // self.hop + 1 if len(self._buffer) >= span else 0
+        count = (len(self._buffer) - self._span) // self.hop + 1 if len(self._buffer) >= self._span else 0
         if limit is not None:
             count = min(count, limit - self._next_frame)
         count = max(count, 0)
@@ -187,9 +186,8 @@ class StreamingFeatureExtractor:
         if count == 0:
             return FeatureFrames(offset, np.zeros((0, N_MELS), np.float32), np.zeros(0, np.float32),
                                  np.zeros(0, np.float32))
-        span = self.hop + 2 * self._pad
         idx = np.arange(count)[:, None] * self.hop + np.arange(self.n_fft)[None, :]
-        idx = idx + (span - self.n_fft) // 2
+        idx = idx + (self._span - self.n_fft) // 2
         windows = buffer[idx] * self._window
         power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
         mel = np.log10(power.astype(np.float32) @ self._mel.T + LOG_FLOOR).astype(np.float32)

@@ -111,7 +111,8 @@ def ahead_from_msg(msg: AudioFeatures) -> FeatureFrames | None:
     if feats.size != N_MELS:
         raise ValueError(f"inconsistent AudioFeatures: {feats.size} values in the frame ahead, expected {N_MELS}")
     return FeatureFrames(int(msg.frame_offset) + int(msg.num_frames), feats[None],
-                         np.array([msg.ahead_loudness_db], np.float32), np.array([msg.ahead_voice_activity], np.float32))
+                         np.array([msg.ahead_loudness_db], np.float32),
+                         np.array([msg.ahead_voice_activity], np.float32))
 
 
 def motion_to_msg(frame: MotionFrame, fps: float, stamp_ns: int) -> FaceMotion:
