@@ -92,12 +92,21 @@ def test_forced_alignment_of_a_transcript_finds_the_bilabials(speech, portrait_p
     assert json.loads(out)["bilabial_closure"]["phones"] >= 7
 
 
-def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portrait_path):
+@pytest.fixture(scope="module")
+def generated_video(speech, portrait_path):
+    """A talking face generated from the speech, encoded with its sound: a 'real' video whose
+    mouth is exactly what vasa-eval will generate again from the same sound."""
     tmp, wav = speech
     video = tmp / "generated.mp4"
     r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--audio", str(wav),
                         "--out", str(video), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    return video
+
+
+def test_a_video_compared_with_itself_correlates_fully_at_zero_lag(speech, portrait_path, generated_video):
+    tmp, _ = speech
+    video = generated_video
     code, out, err = run("--portrait", portrait_path, "--reference", video, "--phones", tmp / "phones.json")
     assert code == 0, err
     report = json.loads(out)
@@ -129,3 +138,65 @@ def test_a_figure_that_cannot_be_measured_is_null(speech, portrait_path, tmp_pat
     assert code == 0, err
     assert "NaN" not in out
     assert json.loads(out)["mouth_closed_in_silence"] == {"fraction": None, "frames": 0}
+
+
+def test_several_reference_videos_are_summarised_and_a_bad_one_is_reported(speech, portrait_path,
+                                                                             generated_video):
+    tmp, _ = speech
+    # The second video: the same sound with the picture 3 frames late (its mouth lags the sound).
+    late = tmp / "late.mp4"
+    r = subprocess.run([sys.executable, "-P", "-c", DELAY_PICTURE, str(generated_video), str(late)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    broken = tmp / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    code, out, err = run("--portrait", portrait_path, "--reference", generated_video, late, broken,
+                         "--out", tmp / "several.json")
+    assert code == 2, err  # one video could not be measured ...
+    assert err.count("vasa-eval: error:") == 1 and str(broken) in err
+    report = json.loads(out)  # ... and the others are still reported
+    assert report == json.loads((tmp / "several.json").read_text())
+    videos = report["videos"]
+    assert list(videos) == [str(generated_video), str(late), str(broken)]
+    assert "cannot read" in videos[str(broken)]["error"]
+    same, delayed = videos[str(generated_video)], videos[str(late)]
+    assert same["aperture_vs_reference"]["lag_ms"] == 0.0
+    assert delayed["aperture_vs_reference"]["lag_ms"] == -120.0  # the generated mouth leads the late picture
+    summary = report["summary"]
+    assert (summary["videos"], summary["measured"]) == (3, 2)
+    ap = summary["aperture_vs_reference"]
+    assert ap["median_correlation"] == pytest.approx(
+        (same["aperture_vs_reference"]["correlation"] + delayed["aperture_vs_reference"]["correlation"]) / 2,
+        abs=1e-4)
+    assert ap["median_correlation"] > 0.9
+    assert ap["lag_within_40ms_fraction"] == 0.5
+    assert summary["generated"]["head_motion_delta_p_deg"] > 0
+
+
+def test_several_reference_videos_take_their_own_sound(tmp_path, portrait_path):
+    code, _, err = run("--portrait", portrait_path, "--reference", tmp_path / "a.mp4", tmp_path / "b.mp4",
+                       "--audio", tmp_path / "x.wav")
+    assert code == 2
+    assert err.strip() == ("vasa-eval: error: with several --reference videos each is compared on its own sound; "
+                           "--audio is for one")
+
+
+DELAY_PICTURE = """
+import sys
+import av
+src, dst = sys.argv[1:]
+with av.open(src) as inp, av.open(dst, "w") as out:
+    frames = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    inp.seek(0)
+    sound = inp.streams.audio[0]
+    a = out.add_stream_from_template(sound)  # the sound as it is: packets copied, not re-encoded
+    v = out.add_stream("libx264", rate=25)
+    v.width, v.height, v.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+    for packet in inp.demux(sound):
+        if packet.dts is not None:
+            packet.stream = a
+            out.mux(packet)
+    for img in [frames[0]] * 3 + frames[:-3]:
+        out.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+    out.mux(v.encode())
+"""

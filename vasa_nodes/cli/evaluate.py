@@ -2,6 +2,7 @@
 
     vasa-eval --portrait IMG --audio SPEECH [--transcript TXT | --phones PHONES.json] [--out REPORT.json]
     vasa-eval --portrait IMG --reference REAL.mp4 [--transcript TXT]       # compare with a real speaker
+    vasa-eval --portrait IMG --reference A.mp4 B.mp4 ...                    # several, with medians over them
     vasa-eval --video GENERATED.mp4 --audio SPEECH ...                      # measure an existing video
 
 Without --video the face is generated from the audio with the same cores as vasa-generate
@@ -28,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--portrait", metavar="IMG", help="portrait to animate (unless --video is given)")
     p.add_argument("--video", metavar="VIDEO", help="an already generated video to measure instead")
     p.add_argument("--audio", metavar="AUDIO", help="the speech (default: the audio track of --reference)")
-    p.add_argument("--reference", metavar="REAL.mp4",
-                   help="a real talking video with audio: its speaker's mouth is compared with the generated one")
+    p.add_argument("--reference", metavar="REAL.mp4", nargs="+",
+                   help="a real talking video with audio: its speaker's mouth is compared with the generated one; "
+                        "several: each on its own sound, with a summary over them (medians)")
     p.add_argument("--transcript", metavar="TXT", help="English transcript: phone times by forced alignment")
     p.add_argument("--phones", metavar="PHONES.json", help="phone times: a JSON list of [phone, start_s, end_s]")
     p.add_argument("--fps", type=int, default=25, choices=(20, 25, 40, 50), help="generated video rate")
@@ -52,68 +54,32 @@ def main(argv: list[str] | None = None) -> int:
     if error := motion_option_error(args):
         return _fail(error)
 
+    if len(args.reference or ()) > 1:
+        given = [flag for flag, value in (("--audio", args.audio), ("--video", args.video),
+                                          ("--transcript", args.transcript), ("--phones", args.phones)) if value]
+        if given:
+            return _fail(f"with several --reference videos each is compared on its own sound; {given[0]} is for one")
+
     from ..core import evaluation as ev  # noqa: PLC0415
-    from ..core.audio import AudioError, load_audio  # noqa: PLC0415
-    from ..core.features import compute_features  # noqa: PLC0415
-    from ..core.lip_seal import LipSealError  # noqa: PLC0415
-    from ..core.motion_model import MotionModelError  # noqa: PLC0415
-    from ..core.pipeline import motion_for_audio  # noqa: PLC0415
-    from ..core.portrait import FaceFitter, PortraitError, load_portrait  # noqa: PLC0415
-    from ..core.renderer import FaceRenderer, RendererError  # noqa: PLC0415
+    from ..core.audio import load_audio  # noqa: PLC0415
+    from ..core.portrait import FaceFitter, load_portrait  # noqa: PLC0415
 
     fitter = FaceFitter()
     try:
-        audio = load_audio(args.audio or args.reference, min_duration_s=1.0 / args.fps)
-        phones = None
-        if args.transcript:
-            phones = ev.align_transcript(audio, Path(args.transcript).read_text())
-        elif args.phones:
-            phones = ev.read_phones(args.phones)
-
-        if args.video:
-            frames, fps = ev.read_video_frames(args.video)
-            generated = ev.track_frames(frames, fps, fitter)
+        portrait = None if args.video else load_portrait(args.portrait, args.size, fitter)
+        if len(args.reference or ()) > 1:
+            report, failures = _measure_several(args, portrait, fitter)
         else:
-            portrait = load_portrait(args.portrait, args.size, fitter)
-            motion = motion_for_audio(audio, motion_settings(args, fps=args.fps, seed=args.seed))
-            renderer = FaceRenderer(portrait)
-            try:
-                generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)
-            finally:
-                renderer.close()
-
-        report: dict = {"audio_s": round(audio.duration_s, 3), "generated": ev.summarise(generated)}
-        audio_features = compute_features(audio.samples, generated.fps)
-        voice = audio_features.voice_activity
-        report["generated"]["head_motion_vs_loudness"] = round(
-            ev.head_motion_vs_loudness(generated, audio_features.loudness_db), 4)
-        silent = ev.silent_frames(len(generated.aperture), generated.fps, phones, voice)
-        fraction, n = ev.closed_in_silence(generated, silent)
-        report["mouth_closed_in_silence"] = {"fraction": round(fraction, 4), "frames": n}
-        if phones is not None:
-            fraction, n = ev.bilabial_closure(generated, phones)
-            report["bilabial_closure"] = {"fraction": round(fraction, 4), "phones": n}
-        if args.reference:
-            ref_frames, ref_fps = ev.read_video_frames(args.reference)
-            real = ev.track_frames(ref_frames, ref_fps, fitter)
-            real_at_rate = real.resampled(generated.fps, len(generated.aperture))
-            r, lag_ms = ev.best_lag_correlation(generated.aperture, real_at_rate.aperture, generated.fps)
-            report["reference"] = ev.summarise(real)
-            report["reference"]["head_motion_vs_loudness"] = round(
-                ev.head_motion_vs_loudness(real_at_rate, audio_features.loudness_db), 4)
-            if phones is not None:
-                # The real speaker's lips at the same phone times: near 1 when picture, sound
-                # and alignment are in step (a check of the reference itself).
-                fraction, n = ev.bilabial_closure(real, phones)
-                report["reference"]["bilabial_closure"] = {"fraction": round(fraction, 4), "phones": n}
-            report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-            # For scale: the sound's loudness alone against the same speaker.
-            loud = audio_features.loudness_db[:len(generated.aperture)]
-            r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
-            report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
-    except (ev.EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError,
-            OSError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            failures = 0
+            audio = load_audio(args.audio or args.reference[0], min_duration_s=1.0 / args.fps)
+            phones = None
+            if args.transcript:
+                phones = ev.align_transcript(audio, Path(args.transcript).read_text())
+            elif args.phones:
+                phones = ev.read_phones(args.phones)
+            report = _measure(args, audio, phones, args.reference[0] if args.reference else None, portrait, fitter)
+    except _measure_errors() as exc:
+        return _fail(_first_line(exc))
     finally:
         fitter.close()
 
@@ -122,7 +88,94 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    return 0
+    return 2 if failures else 0
+
+
+def _measure(args: argparse.Namespace, audio, phones, reference: str | None, portrait, fitter) -> dict:
+    """The report for one clip: the generated face (or --video) on `audio`, and with a
+    `reference` video the comparison with its real speaker."""
+    from ..core import evaluation as ev  # noqa: PLC0415
+    from ..core.features import compute_features  # noqa: PLC0415
+    from ..core.pipeline import motion_for_audio  # noqa: PLC0415
+    from ..core.renderer import FaceRenderer  # noqa: PLC0415
+
+    if args.video:
+        frames, fps = ev.read_video_frames(args.video)
+        generated = ev.track_frames(frames, fps, fitter)
+    else:
+        motion = motion_for_audio(audio, motion_settings(args, fps=args.fps, seed=args.seed))
+        renderer = FaceRenderer(portrait)
+        try:
+            generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)
+        finally:
+            renderer.close()
+
+    report: dict = {"audio_s": round(audio.duration_s, 3), "generated": ev.summarise(generated)}
+    audio_features = compute_features(audio.samples, generated.fps)
+    voice = audio_features.voice_activity
+    report["generated"]["head_motion_vs_loudness"] = round(
+        ev.head_motion_vs_loudness(generated, audio_features.loudness_db), 4)
+    silent = ev.silent_frames(len(generated.aperture), generated.fps, phones, voice)
+    fraction, n = ev.closed_in_silence(generated, silent)
+    report["mouth_closed_in_silence"] = {"fraction": round(fraction, 4), "frames": n}
+    if phones is not None:
+        fraction, n = ev.bilabial_closure(generated, phones)
+        report["bilabial_closure"] = {"fraction": round(fraction, 4), "phones": n}
+    if reference:
+        ref_frames, ref_fps = ev.read_video_frames(reference)
+        real = ev.track_frames(ref_frames, ref_fps, fitter)
+        real_at_rate = real.resampled(generated.fps, len(generated.aperture))
+        r, lag_ms = ev.best_lag_correlation(generated.aperture, real_at_rate.aperture, generated.fps)
+        report["reference"] = ev.summarise(real)
+        report["reference"]["head_motion_vs_loudness"] = round(
+            ev.head_motion_vs_loudness(real_at_rate, audio_features.loudness_db), 4)
+        if phones is not None:
+            # The real speaker's lips at the same phone times: near 1 when picture, sound
+            # and alignment are in step (a check of the reference itself).
+            fraction, n = ev.bilabial_closure(real, phones)
+            report["reference"]["bilabial_closure"] = {"fraction": round(fraction, 4), "phones": n}
+        report["aperture_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
+        # For scale: the sound's loudness alone against the same speaker.
+        loud = audio_features.loudness_db[:len(generated.aperture)]
+        r, lag_ms = ev.best_lag_correlation(loud, real_at_rate.aperture[:len(loud)], generated.fps)
+        report["loudness_vs_reference"] = {"correlation": round(r, 4), "lag_ms": round(lag_ms, 1)}
+    return report
+
+
+def _measure_several(args: argparse.Namespace, portrait, fitter) -> tuple[dict, int]:
+    """Each reference video against a face generated from its own sound, and the summary over
+    them. A video that cannot be measured is reported with its error; the others still are."""
+    from ..core import evaluation as ev  # noqa: PLC0415
+    from ..core.audio import load_audio  # noqa: PLC0415
+
+    videos: dict[str, dict] = {}
+    for path in args.reference:
+        try:
+            audio = load_audio(path, min_duration_s=1.0 / args.fps)
+            videos[path] = _measure(args, audio, None, path, portrait, fitter)
+        except _measure_errors() as exc:
+            print(f"{PROG}: error: {path}: {_first_line(exc)}", file=sys.stderr)
+            videos[path] = {"error": _first_line(exc)}
+    failures = sum("error" in r for r in videos.values())
+    if failures == len(videos):
+        raise ev.EvaluationError("none of the reference videos could be measured")
+    return {"summary": ev.summarise_references(list(videos.values())), "videos": videos}, failures
+
+
+def _measure_errors() -> tuple[type[Exception], ...]:
+    """What bad input raises while a clip is measured: reported in one line, never a traceback."""
+    from ..core.audio import AudioError  # noqa: PLC0415
+    from ..core.evaluation import EvaluationError  # noqa: PLC0415
+    from ..core.lip_seal import LipSealError  # noqa: PLC0415
+    from ..core.motion_model import MotionModelError  # noqa: PLC0415
+    from ..core.portrait import PortraitError  # noqa: PLC0415
+    from ..core.renderer import RendererError  # noqa: PLC0415
+
+    return EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError, OSError
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _finite_or_null(value):

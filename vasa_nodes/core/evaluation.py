@@ -298,3 +298,42 @@ def summarise(track: Track) -> dict:
         "blinks_per_minute": round(blink_rate(track), 2),
         "mouth_aperture_median": round(float(np.nanmedian(track.aperture)), 4),
     }
+
+
+def summarise_references(reports: list[dict]) -> dict:
+    """Medians over per-video reports (vasa-eval with several --reference videos): agreement
+    with real speakers is judged over many of them, since one speaker's habits (a mouth
+    that stays parted in pauses, say) can make any single video unrepresentative. Reports
+    with an "error" are counted but left out of the figures."""
+    measured = [r for r in reports if "error" not in r]
+
+    def median(*keys: str) -> float:
+        values = []
+        for r in measured:
+            v = r
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) else None
+            if v is not None and np.isfinite(v):
+                values.append(v)
+        return round(float(np.median(values)), 4) if values else float("nan")
+
+    lags = np.array([r["aperture_vs_reference"]["lag_ms"] for r in measured
+                     if np.isfinite(r["aperture_vs_reference"]["correlation"])])
+    correlations = [r["aperture_vs_reference"]["correlation"] for r in measured]
+    return {
+        "videos": len(reports),
+        "measured": len(measured),
+        "aperture_vs_reference": {
+            "median_correlation": median("aperture_vs_reference", "correlation"),
+            "min_correlation": round(float(np.nanmin(correlations)), 4) if measured else float("nan"),
+            "max_correlation": round(float(np.nanmax(correlations)), 4) if measured else float("nan"),
+            "median_lag_ms": round(float(np.median(lags)), 1) if len(lags) else float("nan"),
+            "lag_within_40ms_fraction": round(float(np.mean(np.abs(lags) <= 40.0)), 4) if len(lags) else float("nan"),
+        },
+        "loudness_vs_reference": {"median_correlation": median("loudness_vs_reference", "correlation")},
+        "mouth_closed_in_silence": {"median_fraction": median("mouth_closed_in_silence", "fraction")},
+        "generated": {"head_motion_delta_p_deg": median("generated", "head_motion_delta_p_deg"),
+                      "blinks_per_minute": median("generated", "blinks_per_minute")},
+        "reference": {"head_motion_delta_p_deg": median("reference", "head_motion_delta_p_deg"),
+                      "blinks_per_minute": median("reference", "blinks_per_minute")},
+    }
