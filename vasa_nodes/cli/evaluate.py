@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if error := motion_option_error(args):
         return _fail(error)
 
-    if len(args.reference or ()) > 1:
+    several = len(args.reference or ()) > 1
+    if several:
         given = [flag for flag, value in (("--audio", args.audio), ("--video", args.video),
                                           ("--transcript", args.transcript), ("--phones", args.phones)) if value]
         if given:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     fitter = FaceFitter()
     try:
         portrait = None if args.video else load_portrait(args.portrait, args.size, fitter)
-        if len(args.reference or ()) > 1:
+        if several:
             report, failures = _measure_several(args, portrait, fitter)
         else:
             failures = 0
@@ -154,8 +155,8 @@ def _measure_several(args: argparse.Namespace, portrait, fitter) -> tuple[dict, 
             audio = load_audio(path, min_duration_s=1.0 / args.fps)
             videos[path] = _measure(args, audio, None, path, portrait, fitter)
         except _measure_errors() as exc:
-            print(f"{PROG}: error: {path}: {_first_line(exc)}", file=sys.stderr)
             videos[path] = {"error": _first_line(exc)}
+            print(f"{PROG}: error: {path}: {videos[path]['error']}", file=sys.stderr)
     failures = sum("error" in r for r in videos.values())
     if failures == len(videos):
         raise ev.EvaluationError("none of the reference videos could be measured")
