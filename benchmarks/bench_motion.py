@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
 from vasa_nodes.core.audio import SAMPLE_RATE, load_audio
 from vasa_nodes.core.features import StreamingFeatureExtractor, compute_features
 from vasa_nodes.core.lip_seal import load_lip_seal
@@ -48,19 +49,22 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10, help="streaming trials of 4 s each")
     parser.add_argument("--lookahead", type=int, default=1, help="frames of look-ahead in streaming (default 1)")
     parser.add_argument("--lip-seal", default="", help="lip-seal detector, or 'none' (default: the shipped one)")
+    parser.add_argument("--acoustic-opening", type=float, default=DEFAULT_ACOUSTIC_OPENING, metavar="W",
+                        help=f"weight of the opening heard in the sound (0: off; default {DEFAULT_ACOUSTIC_OPENING:g})")
     parser.add_argument("--no-ahead", action="store_true",
                         help="streaming: wait for each look-ahead frame to be complete instead of taking it ahead of "
                              "time (StreamingFeatureExtractor.peek), as the live graph does")
     args = parser.parse_args()
     model = MotionModel(args.model, steps=args.steps)
     seal = load_lip_seal(args.lip_seal)
-    print(f"model {args.model} on {model.provider}, {args.steps} steps, lip seal {'off' if seal is None else 'on'}")
+    print(f"model {args.model} on {model.provider}, {args.steps} steps, lip seal {'off' if seal is None else 'on'}, "
+          f"acoustic opening {args.acoustic_opening:g}")
     x = speech(60.0, args.audio)
 
     t = time.perf_counter()
     feats = compute_features(x)
     t_feat = time.perf_counter() - t
-    gen = DiffusionMotionGenerator(model, seed=0, lip_seal=seal)
+    gen = DiffusionMotionGenerator(model, seed=0, lip_seal=seal, acoustic_opening=args.acoustic_opening)
     gen.generate(compute_features(x[:SAMPLE_RATE]))  # warm-up
     gen.reset()
     t = time.perf_counter()
@@ -74,7 +78,8 @@ def main() -> None:
     clip = x[:4 * SAMPLE_RATE]
     for trial in range(args.trials):
         extractor = StreamingFeatureExtractor(25.0)
-        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead, lip_seal=seal)
+        gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead, lip_seal=seal,
+                                       acoustic_opening=args.acoustic_opening)
         start = time.perf_counter()  # the first chunk arrives at start
         got = 0
         for k in range(0, len(clip) // CHUNK):

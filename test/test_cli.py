@@ -91,6 +91,7 @@ def test_nan_audio_is_sanitised_with_a_warning(tmp_path, portrait_path):
     (["--motion-model", "/nonexistent/motion.onnx"], "motion model not found: /nonexistent/motion.onnx"),
     (["--steps", "0"], "--steps must be within 1..50, got 0"),
     (["--guidance", "9", "1"], "--guidance scales must be within 0..5"),
+    (["--acoustic-opening", "1.5"], "--acoustic-opening must be within 0..1, got 1.5"),
     (["--lip-seal", "/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
     (["--lip-seal", str(DEFAULT_MODEL)],
      f"not a vasa_nodes lip-seal detector (no vasa_lip_seal metadata): {DEFAULT_MODEL}"),

@@ -65,6 +65,13 @@ def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = 
     return weights.astype(np.float32)
 
 
+def mel_band_centres() -> np.ndarray:
+    """(N_MELS,) centre frequency of each band of `mel_filterbank()`, Hz (its weighted mean)."""
+    fb = mel_filterbank()
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    return (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
+
+
 class VoiceActivityDetector:
     """Energy-based voice activity with an adaptive noise floor and hangover.
 

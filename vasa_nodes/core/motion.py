@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .blendshapes import INDEX, NUM_BLENDSHAPES
-from .features import N_MELS, FeatureFrames, mel_filterbank
+from .features import N_MELS, FeatureFrames, mel_band_centres
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
@@ -163,9 +163,7 @@ class RuleBasedMotionGenerator:
         self.fps = fps
         self.seed = seed
         self.controls = (controls or Controls()).validated()
-        freqs = np.fft.rfftfreq(2 * (mel_filterbank().shape[1] - 1), 1.0 / 16000)
-        fb = mel_filterbank()
-        self._mel_hz = (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
+        self._mel_hz = mel_band_centres()
         self._voiced_band = (self._mel_hz > 150) & (self._mel_hz < 4000)
         self._oral_band = (self._mel_hz > 700) & (self._mel_hz < 3500)
         self.reset()

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import N_MELS, FeatureFrames, mel_filterbank
+from .features import N_MELS, FeatureFrames, mel_band_centres
+from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, open_mouth
 from .lip_seal import SEALED_JAW, LipSeal, seal_lips, seal_weight
 from .audio import SAMPLE_RATE
 from .blendshapes import ARKIT_BLENDSHAPES, INDEX, NUM_BLENDSHAPES
@@ -83,9 +84,7 @@ class AudioNormalizer:
     def __init__(self, fps: float = 25.0):
         self.decay = PEAK_DECAY_PER_S / fps
         self.oral_decay_db = 0.5 / fps
-        fb = mel_filterbank()
-        freqs = np.fft.rfftfreq(2 * (fb.shape[1] - 1), 1.0 / 16000)
-        self._mel_hz = (fb * freqs[None, :]).sum(1) / np.maximum(fb.sum(1), 1e-9)
+        self._mel_hz = mel_band_centres()
         self._oral = (self._mel_hz > 700) & (self._mel_hz < 3500)
         self._voiced = (self._mel_hz > 150) & (self._mel_hz < 4000)
         self.reset()
@@ -284,7 +283,8 @@ class DiffusionMotionGenerator:
     """Streaming: each frame is drawn from a window started this many frames before it (see _step)."""
 
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
-                 lookahead_frames: int = 1, lip_seal: LipSeal | None = None):
+                 lookahead_frames: int = 1, lip_seal: LipSeal | None = None,
+                 acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING):
         self.model = model
         self.fps = model.info.fps
         self.seed = seed
@@ -292,6 +292,9 @@ class DiffusionMotionGenerator:
             raise MotionModelError(f"the lip-seal detector ({lip_seal.fps:g} fps, {lip_seal.audio_dim} audio values) "
                                    f"does not fit the motion model ({self.fps:g} fps)")
         self.lip_seal = lip_seal
+        if not 0.0 <= acoustic_opening <= 1.0:
+            raise MotionModelError(f"acoustic opening must be within 0..1, got {acoustic_opening:g}")
+        self.acoustic_opening = float(acoustic_opening)
         self.lookahead = int(np.clip(lookahead_frames, 0, model.info.lookahead + model.info.window - 1))
         self.set_controls(controls or Controls())
         self._silence = None
@@ -352,8 +355,8 @@ class DiffusionMotionGenerator:
             if start + w >= n:
                 break
         motion = out[:n]
-        sealed = self._sealed(motion.copy(), np.concatenate([self._audio, audio]), len(self._audio))
-        result = frames_from_vectors(self._with_blinks(sealed), self._emitted, vad)
+        mouth = self._mouth(motion.copy(), np.concatenate([self._audio, audio]), len(self._audio))
+        result = frames_from_vectors(self._with_blinks(mouth), self._emitted, vad)
         self._emitted += n
         self._received += n
         self._keep(audio, vad, motion)
@@ -437,7 +440,7 @@ class DiffusionMotionGenerator:
         vad_i = self._emitted - buffered_first
         va = float(self._vad[vad_i]) if 0 <= vad_i < len(self._vad) else 0.0
         heard = self._audio if ahead is None else np.concatenate([self._audio, ahead[None]])
-        out = self._with_blinks(self._sealed(x.copy(), heard, vad_i))
+        out = self._with_blinks(self._mouth(x.copy(), heard, vad_i))
         frame = MotionFrame.from_vector(out[0], self._emitted, va)
         self._keep(None, None, x)
         self._emitted += 1
@@ -492,10 +495,14 @@ class DiffusionMotionGenerator:
         if motion is not None:
             self._motion = np.concatenate([self._motion, motion])[-(i.context + self.LIVE_LAG):]
 
-    def _sealed(self, x: np.ndarray, audio: np.ndarray, first: int) -> np.ndarray:
-        """Motion rows x, frames first.. of the normalised `audio`, with the lips sealed where the
-        lip-seal detector hears a /p b m/ (core/lip_seal.py). Like blinks, only the output
-        carries the seal; the model's own context stays as it generated it."""
+    def _mouth(self, x: np.ndarray, audio: np.ndarray, first: int) -> np.ndarray:
+        """Motion rows x, frames first.. of the normalised `audio`, with the lip aperture moved
+        towards the opening heard in the sound (core/acoustic_opening.py), then the lips sealed
+        where the lip-seal detector hears a /p b m/ (core/lip_seal.py). Like blinks, only the
+        output carries these; the model's own context stays as it generated it."""
+        rows = audio[first:first + len(x)] if first >= 0 else audio[:0]
+        if len(rows) == len(x):
+            open_mouth(x, rows, self.acoustic_opening)
         if self.lip_seal is None:
             return x
         return seal_lips(x, seal_weight(self.lip_seal.probabilities(audio, first, len(x))), max_jaw=SEALED_JAW)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
 from .audio import Audio
 from .features import StreamingFeatureExtractor, compute_features
 from .lip_seal import load_lip_seal
@@ -32,6 +33,7 @@ class GenerateSettings:
     steps: int = 4
     guidance: Guidance | None = None  # classifier-free guidance scales (None: the model's defaults)
     lip_seal: str | None = None  # lip-seal detector (ONNX); None: the shipped one; "none": off
+    acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING  # lip aperture towards the heard opening (0: off)
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
@@ -78,7 +80,8 @@ def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | No
 def _diffusion_motion(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
     model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps, guidance=settings.guidance)
     generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls,
-                                         lip_seal=load_lip_seal(settings.lip_seal))
+                                         lip_seal=load_lip_seal(settings.lip_seal),
+                                         acoustic_opening=settings.acoustic_opening)
     features = compute_features(audio.samples, model.info.fps)
     frames = generator.generate(features)
     n = int(np.ceil(len(audio.samples) / audio.sample_rate * settings.fps - 1e-9))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -191,6 +193,14 @@ class StartupError(RuntimeError):
         self.node_name = node_name
 
 
+def _parameter_error(exc: ParameterException) -> str:
+    """rclpy's 'Invalid parameter value (9.0) for parameter. Reason: Parameter x out of range …: x'
+    as the reason alone."""
+    text = str(exc).splitlines()[0]
+    reason = re.search(r"Reason: (.*): [^:]+$", text)
+    return reason.group(1) if reason else text
+
+
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code.
 
@@ -212,6 +222,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except StartupError as exc:
         rclpy.logging.get_logger(exc.node_name).error(str(exc))
+        code = 1
+    except ParameterException as exc:  # a value outside its declared range, or of the wrong type
+        # Each node's module is named after the node (vasa_nodes/nodes/<name>.py).
+        rclpy.logging.get_logger(factory.__module__.rsplit(".", 1)[-1]).error(_parameter_error(exc))
         code = 1
     except ExternalShutdownException:
         pass

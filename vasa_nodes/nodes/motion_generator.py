@@ -12,6 +12,7 @@ import sys
 
 from rclpy.node import Node
 
+from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
 from vasa_nodes.core.lip_seal import load_lip_seal
 from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
@@ -52,6 +53,10 @@ class MotionGeneratorNode(Node):
         lip_seal = self.declare_parameter(
             "lip_seal_model", "", describe("lip-seal detector (lips shut for /p b m/): path to an ONNX detector, "
                                            "empty for the shipped one, or 'none'", read_only=True)).value
+        opening = self.declare_parameter(
+            "acoustic_opening", DEFAULT_ACOUSTIC_OPENING, describe(
+                "how far the lip aperture follows the opening heard in the 2-4 kHz band (0: the motion model's "
+                "own)", read_only=True, float_range=(0.0, 1.0))).value
         if model == "rules":
             self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
         else:
@@ -64,11 +69,12 @@ class MotionGeneratorNode(Node):
             try:
                 seal = load_lip_seal(lip_seal)
                 self.generator = DiffusionMotionGenerator(motion_model, seed=seed, controls=Controls(),
-                                                          lookahead_frames=lookahead, lip_seal=seal)
+                                                          lookahead_frames=lookahead, lip_seal=seal,
+                                                          acoustic_opening=opening)
             except ValueError as exc:  # LipSealError, MotionModelError
                 raise StartupError(NAME, str(exc)) from None
             self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps, lip seal "
-                                   f"{'off' if seal is None else 'on'}")
+                                   f"{'off' if seal is None else 'on'}, acoustic opening {opening:g}")
         self._stream_base = 0  # generator frame index of the current stream's frame 0
         self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
         self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)
