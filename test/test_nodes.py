@@ -57,11 +57,12 @@ def test_audio_capture_reports_bad_sources(params, message):
     (["lip_seal_model:=/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
     (["acoustic_opening:=1.5"], "Parameter acoustic_opening out of range Min: 0.0, Max: 1.0, value: 1.5"),
     (["guidance_audio:=9.0"], "Parameter guidance_audio out of range Min: 0.0, Max: 5.0, value: 9.0"),
+    (["acoustic_opening:=1"], "Trying to set parameter 'acoustic_opening' to '1' of type 'INTEGER', expecting type"),
 ])
 def test_motion_generator_reports_a_bad_model(params, message):
     code, out = run_to_exit("motion_generator", *params)
     errors = [line for line in out.splitlines() if "[ERROR]" in line]
-    assert code == 1 and len(errors) == 1 and message in errors[0], out
+    assert code == 1 and len(errors) == 1 and message in errors[0] and "[motion_generator]" in errors[0], out
     assert "Traceback" not in out
 
 

@@ -224,8 +224,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(exc.node_name).error(str(exc))
         code = 1
     except ParameterException as exc:  # a value outside its declared range, or of the wrong type
-        # Each node's module is named after the node (vasa_nodes/nodes/<name>.py).
-        rclpy.logging.get_logger(factory.__module__.rsplit(".", 1)[-1]).error(_parameter_error(exc))
+        # The node was not built, so its name comes from its module's NAME (also when run as __main__).
+        name = getattr(sys.modules.get(factory.__module__), "NAME", factory.__name__)
+        rclpy.logging.get_logger(name).error(_parameter_error(exc))
         code = 1
     except ExternalShutdownException:
         pass
