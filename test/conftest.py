@@ -43,6 +43,22 @@ def speech_wav(tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
     return path, spans
 
 
+@pytest.fixture(scope="session")
+def finnish():
+    """(samples at 16 kHz, phones) of Finnish speech (not a training language) with its phoneme
+    times, 0.5 s of silence either side."""
+    import numpy as np
+    import soxr
+
+    from vasa_nodes.core.tts import synthesize
+
+    speech = synthesize("Mummo paistoi pullaa, ja pappa poimi mustikoita metsästä.", voice="fi+m3")
+    x = soxr.resample(speech.samples, speech.sample_rate, 16000).astype(np.float32)
+    lead = np.zeros(8000, np.float32)
+    phones = [(p.phoneme, p.start_s + 0.5, p.end_s + 0.5) for p in speech.phonemes]
+    return np.concatenate([lead, x, lead]), phones
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dds_domain():
     """Keep this run's DDS traffic to itself (scripts/test.sh also picks a random domain)."""

@@ -16,20 +16,6 @@ FPS = 25
 JAW, CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 
 
-@pytest.fixture(scope="module")
-def finnish():
-    """(samples, phones) of Finnish speech (not a training language), 0.5 s of silence either side."""
-    import soxr
-
-    from vasa_nodes.core.tts import synthesize
-
-    speech = synthesize("Mummo paistoi pullaa, ja pappa poimi mustikoita metsästä.", voice="fi+m3")
-    x = soxr.resample(speech.samples, speech.sample_rate, 16000).astype(np.float32)
-    lead = np.zeros(8000, np.float32)
-    phones = [(p.phoneme, p.start_s + 0.5, p.end_s + 0.5) for p in speech.phonemes]
-    return np.concatenate([lead, x, lead]), phones
-
-
 def centre_frames(phones, visemes, min_s=0.0):
     return [int((s + e) / 2 * FPS) for p, s, e in phones if viseme_of(p) in visemes and e - s > min_s]
 

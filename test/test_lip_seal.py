@@ -20,20 +20,6 @@ def detector():
     return LipSeal(DEFAULT_LIP_SEAL)
 
 
-@pytest.fixture(scope="module")
-def finnish():
-    """(samples, phones) of Finnish speech (not a training language) with its phoneme times."""
-    import soxr
-
-    from vasa_nodes.core.tts import synthesize
-
-    speech = synthesize("Mummo paistoi pullaa, ja pappa poimi mustikoita metsästä.", voice="fi+m3")
-    x = soxr.resample(speech.samples, speech.sample_rate, 16000).astype(np.float32)
-    lead = np.zeros(8000, np.float32)
-    phones = [(p.phoneme, p.start_s + 0.5, p.end_s + 0.5) for p in speech.phonemes]
-    return np.concatenate([lead, x, lead]), phones
-
-
 def frames_of(start, end, n):
     return slice(max(int(np.floor(start * FPS)), 0), min(int(np.ceil(end * FPS)), n))
 

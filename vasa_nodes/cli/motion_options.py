@@ -18,7 +18,7 @@ def add_motion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lip-seal", metavar="DETECTOR.onnx|none",
                    help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
                         "or 'none' for the motion model alone (default: the shipped detector)")
-    p.add_argument("--acoustic-opening", type=float, default=None, metavar="W",
+    p.add_argument("--acoustic-opening", type=float, default=DEFAULT_ACOUSTIC_OPENING, metavar="W",
                    help="how far the lip aperture follows the mouth opening heard in the sound's 2-4 kHz band, "
                         f"0..1 (0: the motion model's own aperture; default {DEFAULT_ACOUSTIC_OPENING:g})")
 
@@ -29,7 +29,7 @@ def motion_option_error(args: argparse.Namespace) -> str | None:
         return f"--steps must be within 1..50, got {args.steps}"
     if args.guidance and not all(0.0 <= g <= 5.0 for g in args.guidance):
         return "--guidance scales must be within 0..5"
-    if args.acoustic_opening is not None and not 0.0 <= args.acoustic_opening <= 1.0:
+    if not 0.0 <= args.acoustic_opening <= 1.0:
         return f"--acoustic-opening must be within 0..1, got {args.acoustic_opening:g}"
     return None
 
@@ -39,7 +39,6 @@ def motion_settings(args: argparse.Namespace, **kwargs):
     from ..core.motion_model import Guidance  # noqa: PLC0415
     from ..core.pipeline import GenerateSettings  # noqa: PLC0415
 
-    if args.acoustic_opening is not None:
-        kwargs.setdefault("acoustic_opening", args.acoustic_opening)
     return GenerateSettings(model=args.motion_model, steps=args.steps, lip_seal=args.lip_seal,
+                            acoustic_opening=args.acoustic_opening,
                             guidance=Guidance(*args.guidance) if args.guidance else None, **kwargs)
