@@ -97,6 +97,38 @@ def test_fit_refuses_a_file_that_is_not_its_checkpoint(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "m.onnx").exists()
 
 
+def test_extract_copies_share_the_motion_and_augment_the_sound(tmp_path, portrait_path):
+    """--copies N: the video's own sound once, then N - 1 augmented copies, all with the motion tracked once."""
+    n = 50
+    jaw = 0.5 + 0.5 * np.sin(np.arange(n) / 3)
+    csv = tmp_path / "motion.csv"
+    csv.write_text("JawOpen\n" + "".join(f"{j:.4f}\n" for j in jaw))
+    wav = tmp_path / "sound.wav"
+    t = np.arange(n * 640) / 16000
+    soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+                    16000)
+    video = tmp_path / "talk.mp4"
+    r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--motion", str(csv),
+                        "--audio", str(wav), "--out", str(video), "--quiet"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(BIN / "vasa-train"), "extract", str(video), "--out", str(tmp_path / "data.npz"),
+                        "--copies", "3", "--seed", "4"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "x3" in r.stdout
+    data = np.load(tmp_path / "data.npz")
+    lengths = data["lengths"]
+    assert len(lengths) == 3 and len(set(lengths.tolist())) == 1
+    motion = np.split(data["motion"], np.cumsum(lengths)[:-1])
+    features = np.split(data["features"], np.cumsum(lengths)[:-1])
+    assert all(np.array_equal(motion[0], m) for m in motion[1:])
+    assert not np.allclose(features[0], features[1]) and not np.allclose(features[1], features[2])
+    r = subprocess.run([str(BIN / "vasa-train"), "extract", str(video), "--out", str(tmp_path / "none.npz"),
+                        "--copies", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "vasa-train: error: --copies must be at least 1"
+    assert not (tmp_path / "none.npz").exists()
+
+
 def test_extract_reports_a_missing_video(tmp_path):
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(tmp_path / "none.mp4"), "--out",
                         str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=60)

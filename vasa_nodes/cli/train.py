@@ -2,7 +2,7 @@
 
     vasa-train corpus --out DIR [--minutes 60] [--seed 0] [--languages en-us,fr,...]
     vasa-train recorded SPEECH_DIR --out DIR [--copies 3] [--hold-out TEXT ...]
-    vasa-train extract VIDEO [VIDEO ...] --out DATA.npz
+    vasa-train extract VIDEO [VIDEO ...] --out DATA.npz [--copies 1] [--seed 0]
     vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N] [--init MODEL.pt|MODEL.onnx]
     vasa-train lipseal DATA [DATA ...] --out LIP_SEAL.onnx [--steps 6000]
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("extract", help="fit motion to real talking videos with sound")
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--out", required=True, metavar="DATA.npz")
+    e.add_argument("--copies", type=int, default=1,
+                   help="uses of each video: its own sound + augmented copies of it (default 1: its own only)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the augmentation")
     return p
 
 
@@ -133,15 +136,21 @@ def main(argv: list[str] | None = None) -> int:
             from ..train.corpus import save_utterances  # noqa: PLC0415
             from ..train.extract import extract_video  # noqa: PLC0415
 
+            import numpy as np  # noqa: PLC0415
+
+            if args.copies < 1:
+                raise ValueError("--copies must be at least 1")
+            rng = np.random.default_rng(args.seed)
             fitter = FaceFitter()
             try:
-                utterances = [extract_video(v, fitter) for v in args.videos]
+                per_video = [extract_video(v, fitter, args.copies, rng) for v in args.videos]
             finally:
                 fitter.close()
-            save_utterances(args.out, utterances)
-            for u in utterances:
+            save_utterances(args.out, [u for copies in per_video for u in copies])
+            for copies in per_video:
+                u = copies[0]
                 print(f"{PROG}: {u.meta['source']}: {len(u.motion)} frames, face tracked in "
-                      f"{100 * u.meta['tracked_fraction']:.0f} %")
+                      f"{100 * u.meta['tracked_fraction']:.0f} %, x{len(copies)}")
     except (ValueError, AudioError, EvaluationError, TTSError, OSError) as exc:
         print(f"{PROG}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

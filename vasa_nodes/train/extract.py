@@ -21,7 +21,7 @@ from ..core.face_rig import EYES
 from ..core.features import compute_features
 from ..core.motion import MOTION_DIM
 from ..core.portrait import FaceFitter
-from .corpus import FPS, Utterance
+from .corpus import FPS, Utterance, augment
 
 FULL_JAW_APERTURE = 0.11
 """Inner-lip gap (face heights) above closed that counts as jawOpen = 1."""
@@ -73,15 +73,27 @@ def fit_motion(landmarks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarr
     return np.nan_to_num(x), ok
 
 
-def extract_video(path: str | Path, fitter: FaceFitter) -> Utterance:
-    """Frame-aligned audio features and fitted motion from a talking video with sound."""
+def extract_video(path: str | Path, fitter: FaceFitter, copies: int = 1,
+                  rng: np.random.Generator | None = None) -> list[Utterance]:
+    """Frame-aligned audio features and fitted motion from a talking video with sound: one
+    utterance with the video's own sound, and `copies` - 1 more whose sound is augmented as the
+    recorded training speech is (noise, room, band limits, level, codecs; corpus.augment), all
+    with the same tracked motion. The face is tracked once."""
+    if copies < 1:
+        raise ValueError("--copies must be at least 1")
+    rng = rng if rng is not None else np.random.default_rng(0)
     frames, fps = read_video_frames(path)
     audio = load_audio(path)
     landmarks = [fitter.landmarks(f) for f in frames]
     motion, ok = fit_motion(landmarks)
-    features = compute_features(audio.samples, FPS)
-    # Resample the video-rate motion to the feature rate by nearest frame in time.
-    src = np.minimum((np.arange(len(features)) + 0.5) / FPS * fps, len(frames) - 1).astype(int)
     meta = {"source": str(path), "video_fps": fps, "tracked_fraction": round(float(ok.mean()), 4),
             "duration_s": round(audio.duration_s, 3)}
-    return Utterance(features.features, features.loudness_db, features.voice_activity, motion[src], meta)
+    utterances = []
+    for k in range(copies):
+        samples, info = augment(audio.samples, rng) if k > 0 else (audio.samples, {})
+        features = compute_features(samples, FPS)
+        # Resample the video-rate motion to the feature rate by nearest frame in time.
+        src = np.minimum((np.arange(len(features)) + 0.5) / FPS * fps, len(frames) - 1).astype(int)
+        utterances.append(Utterance(features.features, features.loudness_db, features.voice_activity, motion[src],
+                                    {**meta, "augmentation": info}))
+    return utterances
