@@ -61,20 +61,26 @@ def test_unknown_language_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith("vasa-train: error: no texts for klingon")
 
 
-def test_motion_fitted_to_a_video_recovers_the_motion_that_made_it(tmp_path, portrait_path):
-    n = 100
-    t = np.arange(n)
-    jaw = 0.5 + 0.5 * np.sin(t / 4)
-    yaw = 0.2 * np.sin(t / 13)
+def _talking_video(tmp_path, portrait_path, jaw, yaw, sound):
+    """An mp4 of the portrait rendered from per-frame JawOpen and HeadYaw (25 fps) with `sound` (16 kHz)."""
     csv = tmp_path / "motion.csv"
     csv.write_text("JawOpen,HeadYaw\n" + "".join(f"{j:.4f},{y:.4f}\n" for j, y in zip(jaw, yaw)))
     wav = tmp_path / "sound.wav"
-    soundfile.write(wav, 0.1 * np.sin(np.arange(n * 640) / 7).astype(np.float32), 16000)
+    soundfile.write(wav, np.asarray(sound, np.float32), 16000)
     video = tmp_path / "talk.mp4"
     r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--motion", str(csv),
                         "--audio", str(wav), "--out", str(video), "--quiet"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
+    return video
+
+
+def test_motion_fitted_to_a_video_recovers_the_motion_that_made_it(tmp_path, portrait_path):
+    n = 100
+    t = np.arange(n)
+    jaw = 0.5 + 0.5 * np.sin(t / 4)
+    yaw = 0.2 * np.sin(t / 13)
+    video = _talking_video(tmp_path, portrait_path, jaw, yaw, 0.1 * np.sin(np.arange(n * 640) / 7))
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(video), "--out", str(tmp_path / "data.npz")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -100,18 +106,9 @@ def test_fit_refuses_a_file_that_is_not_its_checkpoint(tmp_path):
 def test_extract_copies_share_the_motion_and_augment_the_sound(tmp_path, portrait_path):
     """--copies N: the video's own sound once, then N - 1 augmented copies, all with the motion tracked once."""
     n = 50
-    jaw = 0.5 + 0.5 * np.sin(np.arange(n) / 3)
-    csv = tmp_path / "motion.csv"
-    csv.write_text("JawOpen\n" + "".join(f"{j:.4f}\n" for j in jaw))
-    wav = tmp_path / "sound.wav"
     t = np.arange(n * 640) / 16000
-    soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32),
-                    16000)
-    video = tmp_path / "talk.mp4"
-    r = subprocess.run([str(BIN / "vasa-generate"), "--portrait", str(portrait_path), "--motion", str(csv),
-                        "--audio", str(wav), "--out", str(video), "--quiet"], capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    video = _talking_video(tmp_path, portrait_path, 0.5 + 0.5 * np.sin(np.arange(n) / 3), np.zeros(n),
+                           0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)))
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(video), "--out", str(tmp_path / "data.npz"),
                         "--copies", "3", "--seed", "4"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

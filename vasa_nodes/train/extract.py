@@ -80,7 +80,7 @@ def extract_video(path: str | Path, fitter: FaceFitter, copies: int = 1,
     recorded training speech is (noise, room, band limits, level, codecs; corpus.augment), all
     with the same tracked motion. The face is tracked once."""
     if copies < 1:
-        raise ValueError("--copies must be at least 1")
+        raise ValueError(f"copies must be at least 1, got {copies}")
     rng = rng if rng is not None else np.random.default_rng(0)
     frames, fps = read_video_frames(path)
     audio = load_audio(path)
