@@ -61,6 +61,31 @@ def test_unknown_language_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith("vasa-train: error: no texts for klingon")
 
 
+def test_random_words_vary_the_sentences_reproducibly(tmp_path):
+    from vasa_nodes.train.corpus import TEXTS
+
+    def items(folder):  # each build in its own process, as the command is run
+        r = subprocess.run([str(BIN / "vasa-train"), "corpus", "--out", str(folder), "--minutes", "0.2", "--seed", "1",
+                            "--languages", "de,pt", "--random-words", "1"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads((folder / "corpus.json").read_text())["items"]
+
+    first, again = items(tmp_path / "a"), items(tmp_path / "b")
+    assert [i["text"] for i in first] == [i["text"] for i in again]  # same seed, same corpus
+    german = [i for i in first if i["voice"].startswith("de")]
+    assert german, "no German utterance in the corpus"
+    for item in german:  # German has a word list: none of its built-in sentences is used
+        assert not any(s in item["text"] for s in TEXTS["de"]), item["text"]
+        assert len(item["text"].split()) >= 4 and item["phones"]
+    for item in first:  # Portuguese has none: its built-in sentences stay
+        if item["voice"].startswith("pt"):
+            assert any(s in item["text"] for s in TEXTS["pt"]), item["text"]
+    r = subprocess.run([str(BIN / "vasa-train"), "corpus", "--out", str(tmp_path / "c"), "--minutes", "0.1",
+                        "--random-words", "1.5"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "vasa-train: error: random_words must be within 0..1, got 1.5"
+    assert not (tmp_path / "c" / "corpus.npz").exists()
+
+
 def _talking_video(tmp_path, portrait_path, jaw, yaw, sound):
     """An mp4 of the portrait rendered from per-frame JawOpen and HeadYaw (25 fps) with `sound` (16 kHz)."""
     csv = tmp_path / "motion.csv"

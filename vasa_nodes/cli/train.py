@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--minutes", type=float, default=60.0, help="amount of speech (default 60)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--languages", help="comma-separated espeak-ng voices (default: all built-in languages)")
+    c.add_argument("--random-words", type=float, default=0.0, metavar="FRACTION",
+                   help="share of sentences made of random common words of the language instead of the "
+                        "built-in sentences, for phonetic variety (0..1, default 0)")
     r = sub.add_parser("recorded", help="recorded speech with transcripts -> aligned motion targets")
     r.add_argument("speech", metavar="SPEECH_DIR", help="folder with transcripts.tsv files (file, text, language)")
     r.add_argument("--out", required=True, metavar="DIR")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             languages = args.languages.split(",") if args.languages else None
             with tqdm(total=round(args.minutes * 60), unit="s", desc="speech", disable=not sys.stderr.isatty()) as bar:
                 summary = build_corpus(args.out, args.minutes, args.seed, languages,
-                                       progress=lambda s: bar.update(round(s)))
+                                       progress=lambda s: bar.update(round(s)), random_words=args.random_words)
             print(f"{PROG}: {summary['utterances']} utterances, {summary['minutes']} min, "
                   f"languages {', '.join(summary['languages'])} -> {args.out}/corpus.npz")
         elif args.command == "recorded":

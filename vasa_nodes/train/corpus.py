@@ -25,6 +25,11 @@ from .visemes import MOUTH_CHANNELS, articulation, bilabial_frames, seal_lips
 
 FPS = 25
 
+WORD_LISTS = {"en-us": "en_US", "en": "en_US", "fr": "fr_FR", "de": "de_DE", "es": "es_ES", "it": "it_IT",
+              "nl": "nl_NL", "pl": "pl_PL", "ru": "ru_RU", "cmn": "zh_CN", "ja": "ja_JP"}
+"""espeak-ng voice -> Faker locale whose word list (faker.providers.lorem: common words of
+the language) makes random-word sentences (`random_sentence`). Portuguese has none there."""
+
 # A few sentences per language, written for this corpus (rich in bilabials, rounded and
 # open vowels). espeak-ng voice identifiers as keys.
 TEXTS: dict[str, list[str]] = {
@@ -142,6 +147,22 @@ def with_rests(phones, duration_s: float, min_gap_s: float = 0.02) -> list:
     return out
 
 
+def random_sentence(language: str, rng: np.random.Generator) -> str | None:
+    """A sentence of 4-10 random common words of `language` (None where it has no word list).
+
+    The fixed sentences (TEXTS) are few, so the phone sequences a corpus built from them
+    alone can teach repeat; random words put every sound of the language next to every
+    other, as running speech does, while espeak-ng still times each phoneme exactly."""
+    locale = WORD_LISTS.get(language)
+    if locale is None:
+        return None
+    from faker import Faker  # noqa: PLC0415  (training only)
+
+    fake = Faker(locale)
+    fake.seed_instance(int(rng.integers(2**31)))
+    return fake.sentence(nb_words=int(rng.integers(4, 11)), variable_nb_words=False)
+
+
 def make_utterance(texts: list[str] | str, voice: str, rng: np.random.Generator, augmented: bool = True,
                    controls: Controls | None = None) -> Utterance:
     """One training utterance: a few sentences in one voice with pauses between them; audio
@@ -188,20 +209,28 @@ def utterance_from_audio(clean: np.ndarray, phones, alphabet: str, controls: Con
 
 
 def build_corpus(out_dir: str | Path, minutes: float, seed: int = 0, languages: list[str] | None = None,
-                 progress=None) -> dict:
-    """Synthesise about `minutes` of speech into `out_dir` (corpus.npz + corpus.json). Returns a summary."""
+                 progress=None, random_words: float = 0.0) -> dict:
+    """Synthesise about `minutes` of speech into `out_dir` (corpus.npz + corpus.json). Returns a summary.
+
+    With `random_words` > 0, each sentence is, with that probability, a random-word sentence
+    (random_sentence) instead of a fixed one, in languages that have a word list. At 0 the
+    corpus is exactly what earlier releases built from the same seed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     languages = languages or list(TEXTS)
     unknown = sorted(set(languages) - set(TEXTS))
     if unknown:
         raise ValueError(f"no texts for {', '.join(unknown)}; known: {', '.join(TEXTS)}")
+    if not 0.0 <= random_words <= 1.0:
+        raise ValueError(f"random_words must be within 0..1, got {random_words:g}")
     rng = np.random.default_rng(seed)
     utterances: list[Utterance] = []
     total_s = 0.0
     while total_s < minutes * 60:
         language = str(rng.choice(languages))
         texts = [str(t) for t in rng.choice(TEXTS[language], size=int(rng.integers(1, 4)))]
+        if random_words > 0.0:
+            texts = [(random_sentence(language, rng) or t) if rng.random() < random_words else t for t in texts]
         utterance = make_utterance(texts, language, rng)
         utterance.meta["language"] = language
         utterances.append(utterance)
@@ -211,7 +240,7 @@ def build_corpus(out_dir: str | Path, minutes: float, seed: int = 0, languages: 
     lengths = save_utterances(out / "corpus.npz", utterances)
     summary = {"fps": FPS, "motion_dim": MOTION_DIM, "utterances": len(utterances), "frames": int(lengths.sum()),
                "minutes": round(total_s / 60, 2), "languages": sorted({u.meta["language"] for u in utterances}),
-               "seed": seed}
+               "seed": seed, "random_words": random_words}
     (out / "corpus.json").write_text(json.dumps({**summary, "items": [u.meta for u in utterances]}, indent=1,
                                                 ensure_ascii=False))
     return summary
