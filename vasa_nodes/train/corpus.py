@@ -9,6 +9,7 @@ carry over to recorded voices. Targets are always computed from the clean timing
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,14 @@ def with_rests(phones, duration_s: float, min_gap_s: float = 0.02) -> list:
     return out
 
 
+@functools.cache
+def _word_source(locale: str):
+    """Faker's generator for `locale`, made once per locale (each sentence reseeds it)."""
+    from faker import Faker  # noqa: PLC0415  (training only)
+
+    return Faker(locale)
+
+
 def random_sentence(language: str, rng: np.random.Generator) -> str | None:
     """A sentence of 4-10 random common words of `language` (None where it has no word list).
 
@@ -156,11 +165,9 @@ def random_sentence(language: str, rng: np.random.Generator) -> str | None:
     locale = WORD_LISTS.get(language)
     if locale is None:
         return None
-    from faker import Faker  # noqa: PLC0415  (training only)
-
-    fake = Faker(locale)
-    fake.seed_instance(int(rng.integers(2**31)))
-    return fake.sentence(nb_words=int(rng.integers(4, 11)), variable_nb_words=False)
+    words = _word_source(locale)
+    words.seed_instance(int(rng.integers(2**31)))
+    return words.sentence(nb_words=int(rng.integers(4, 11)), variable_nb_words=False)
 
 
 def make_utterance(texts: list[str] | str, voice: str, rng: np.random.Generator, augmented: bool = True,
