@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
+from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, load_opening_model
 from vasa_nodes.core.audio import SAMPLE_RATE, load_audio
 from vasa_nodes.core.features import StreamingFeatureExtractor, compute_features
 from vasa_nodes.core.lip_seal import load_lip_seal
@@ -51,20 +51,24 @@ def main() -> None:
     parser.add_argument("--lip-seal", default="", help="lip-seal detector, or 'none' (default: the shipped one)")
     parser.add_argument("--acoustic-opening", type=float, default=DEFAULT_ACOUSTIC_OPENING, metavar="W",
                         help=f"weight of the opening heard in the sound (0: off; default {DEFAULT_ACOUSTIC_OPENING:g})")
+    parser.add_argument("--opening-model", default="",
+                        help="mouth-opening model, or 'band' for the 2-4 kHz band (default: the shipped one)")
     parser.add_argument("--no-ahead", action="store_true",
                         help="streaming: wait for each look-ahead frame to be complete instead of taking it ahead of "
                              "time (StreamingFeatureExtractor.peek), as the live graph does")
     args = parser.parse_args()
     model = MotionModel(args.model, steps=args.steps)
     seal = load_lip_seal(args.lip_seal)
+    heard = load_opening_model(args.opening_model)
     print(f"model {args.model} on {model.provider}, {args.steps} steps, lip seal {'off' if seal is None else 'on'}, "
-          f"acoustic opening {args.acoustic_opening:g}")
+          f"acoustic opening {args.acoustic_opening:g} ({'2-4 kHz band' if heard is None else 'mouth-opening model'})")
     x = speech(60.0, args.audio)
 
     t = time.perf_counter()
     feats = compute_features(x)
     t_feat = time.perf_counter() - t
-    gen = DiffusionMotionGenerator(model, seed=0, lip_seal=seal, acoustic_opening=args.acoustic_opening)
+    gen = DiffusionMotionGenerator(model, seed=0, lip_seal=seal, acoustic_opening=args.acoustic_opening,
+                                   opening_model=heard)
     gen.generate(compute_features(x[:SAMPLE_RATE]))  # warm-up
     gen.reset()
     t = time.perf_counter()
@@ -79,7 +83,7 @@ def main() -> None:
     for trial in range(args.trials):
         extractor = StreamingFeatureExtractor(25.0)
         gen = DiffusionMotionGenerator(model, seed=trial, lookahead_frames=args.lookahead, lip_seal=seal,
-                                       acoustic_opening=args.acoustic_opening)
+                                       acoustic_opening=args.acoustic_opening, opening_model=heard)
         start = time.perf_counter()  # the first chunk arrives at start
         got = 0
         for k in range(0, len(clip) // CHUNK):

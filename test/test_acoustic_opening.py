@@ -1,12 +1,15 @@
-"""The mouth opening heard in the sound (2-4 kHz band level) and the generator's blend of it into
-the lip aperture: real espeak-ng speech, the real feature pipeline and the shipped motion model."""
+"""The mouth opening heard in the sound (the shipped mouth-opening model under ONNX Runtime, and
+the 2-4 kHz band level) and the generator's blend of it into the lip aperture: real espeak-ng
+speech, the real feature pipeline and the shipped motion model."""
 
 import numpy as np
 import pytest
 
-from vasa_nodes.core.acoustic_opening import (BLEND_FULLY_FROM, DEFAULT_WEIGHT, KEEP_SHUT_BELOW, OPEN_APERTURE,
-                                              heard_opening, open_mouth)
+from vasa_nodes.core.acoustic_opening import (BLEND_FULLY_FROM, DEFAULT_OPENING_MODEL, DEFAULT_WEIGHT,
+                                              KEEP_SHUT_BELOW, OPEN_APERTURE, OpeningModel, OpeningModelError,
+                                              heard_opening, load_opening_model, open_mouth)
 from vasa_nodes.core.blendshapes import INDEX
+from vasa_nodes.core.lip_seal import DEFAULT_LIP_SEAL
 from vasa_nodes.core.features import N_MELS, StreamingFeatureExtractor, compute_features
 from vasa_nodes.core.motion_model import (DEFAULT_MODEL, DiffusionMotionGenerator, MotionModel, MotionModelError,
                                           normalize_audio)
@@ -100,3 +103,55 @@ def test_the_generated_aperture_follows_the_heard_opening_and_streams_the_same(f
 def test_a_weight_outside_0_to_1_is_refused(weight):
     with pytest.raises(MotionModelError, match="acoustic opening must be within 0..1"):
         DiffusionMotionGenerator(MotionModel(DEFAULT_MODEL), acoustic_opening=weight)
+
+
+@pytest.fixture(scope="module")
+def opening_model():
+    return OpeningModel(DEFAULT_OPENING_MODEL)
+
+
+def test_the_opening_model_hears_open_vowels_wider_than_closures(opening_model, finnish):
+    samples, phones = finnish
+    audio = normalize_audio(compute_features(samples))
+    o = opening_model.openings(audio, 0, len(audio))
+    assert o.shape == (len(audio),) and np.all((o >= 0) & (o <= 1))
+    vowels = centre_frames(phones, {"open", "mid"}, min_s=0.06)
+    closures = centre_frames(phones, {"bilabial"})
+    assert np.median(o[vowels]) > np.median(o[closures]) + 0.15
+    assert o[:int(0.4 * FPS)].max() < 0.3  # the silence before the speech: heard nearly shut
+
+
+def test_a_stream_hears_the_same_opening_as_the_whole_clip(opening_model, finnish):
+    audio = normalize_audio(compute_features(finnish[0]))
+    whole = opening_model.openings(audio, 0, len(audio))
+    for t in range(0, len(audio), 7):
+        # Live: frame t as soon as its look-ahead is in, from a buffer that dropped old frames.
+        first = max(0, t - 12)
+        buffered = audio[first:t + 1 + opening_model.future]
+        assert opening_model.openings(buffered, t - first, 1)[0] == pytest.approx(whole[t], abs=1e-6)
+
+
+def test_the_generated_aperture_follows_the_opening_model(opening_model, finnish):
+    samples, _ = finnish
+    model = MotionModel(DEFAULT_MODEL)
+    feats = compute_features(samples)
+    heard = opening_model.openings(normalize_audio(feats), 0, len(feats.features))
+    voiced = feats.voice_activity > 0.5
+    own = DiffusionMotionGenerator(model, seed=0, acoustic_opening=0.0, opening_model=opening_model).generate(feats)
+    blended = DiffusionMotionGenerator(model, seed=0, opening_model=opening_model).generate(feats)
+    band = DiffusionMotionGenerator(model, seed=0).generate(feats)  # no model given: the band is heard
+    r_own, r_blended, r_band = (np.corrcoef(aperture(x)[voiced], heard[voiced])[0, 1] for x in (own, blended, band))
+    assert r_blended > r_own + 0.2 and r_blended > r_band + 0.1 and r_blended > 0.5, (r_own, r_blended, r_band)
+    a, b = np.stack([f.to_vector() for f in own]), np.stack([f.to_vector() for f in blended])
+    assert np.array_equal(np.delete(a, JAW, axis=1), np.delete(b, JAW, axis=1))
+    assert np.array_equal(a[feats.voice_activity == 0], b[feats.voice_activity == 0])
+
+
+def test_missing_or_wrong_opening_model_file_is_one_clear_error(tmp_path):
+    with pytest.raises(OpeningModelError, match="mouth-opening model not found"):
+        OpeningModel(tmp_path / "nope.onnx")
+    with pytest.raises(OpeningModelError, match="not a vasa_nodes mouth-opening model") as err:
+        OpeningModel(DEFAULT_LIP_SEAL)  # a lip-seal detector is not a mouth-opening model
+    assert "\n" not in str(err.value)
+    assert load_opening_model("band") is None
+    assert load_opening_model("").path == DEFAULT_OPENING_MODEL

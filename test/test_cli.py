@@ -12,6 +12,7 @@ from PIL import Image
 
 from helpers import speech_with_pauses
 
+from vasa_nodes.core.lip_seal import DEFAULT_LIP_SEAL
 from vasa_nodes.core.motion_model import DEFAULT_MODEL
 
 VASA_GENERATE = Path(sys.prefix) / "bin" / "vasa-generate"
@@ -95,6 +96,9 @@ def test_nan_audio_is_sanitised_with_a_warning(tmp_path, portrait_path):
     (["--lip-seal", "/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
     (["--lip-seal", str(DEFAULT_MODEL)],
      f"not a vasa_nodes lip-seal detector (no vasa_lip_seal metadata): {DEFAULT_MODEL}"),
+    (["--opening-model", "/nonexistent/opening.onnx"], "mouth-opening model not found: /nonexistent/opening.onnx"),
+    (["--opening-model", str(DEFAULT_LIP_SEAL)],
+     f"not a vasa_nodes mouth-opening model (no vasa_mouth_opening metadata): {DEFAULT_LIP_SEAL}"),
 ])
 def test_bad_motion_model_options_are_one_line(tmp_path, portrait_path, speech_wav, args, message):
     r = run("--portrait", portrait_path, "--audio", speech_wav[0], "--out", tmp_path / "o.mp4", *args)

@@ -55,6 +55,7 @@ def test_audio_capture_reports_bad_sources(params, message):
     (["model:=/nonexistent/motion.onnx"], "motion model not found: /nonexistent/motion.onnx"),
     (["fps:=50"], "the motion model runs at 25 fps, not 50"),
     (["lip_seal_model:=/nonexistent/seal.onnx"], "lip-seal detector not found: /nonexistent/seal.onnx"),
+    (["opening_model:=/nonexistent/opening.onnx"], "mouth-opening model not found: /nonexistent/opening.onnx"),
     (["acoustic_opening:=1.5"], "Parameter acoustic_opening out of range Min: 0.0, Max: 1.0, value: 1.5"),
     (["guidance_audio:=9.0"], "Parameter guidance_audio out of range Min: 0.0, Max: 5.0, value: 9.0"),
     (["acoustic_opening:=1"], "Trying to set parameter 'acoustic_opening' to '1' of type 'INTEGER', expecting type"),

@@ -151,6 +151,50 @@ def test_extract_copies_share_the_motion_and_augment_the_sound(tmp_path, portrai
     assert not (tmp_path / "none.npz").exists()
 
 
+def test_opening_learns_a_real_video_and_finds_its_picture_sound_offset(tmp_path, portrait_path):
+    """`vasa-train opening` on a rendered talking video whose sound (a buzz, loud where the jaw is
+    open) comes 3 frames after the picture: the offset is found, and the exported model hears the
+    opening in that sound."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from vasa_nodes.core.acoustic_opening import OpeningModel
+    from vasa_nodes.core.features import compute_features
+    from vasa_nodes.core.motion_model import normalize_audio
+
+    n, lag = 150, 3
+    rng = np.random.default_rng(0)
+    jaw = gaussian_filter1d(rng.normal(size=n), 1.5)
+    jaw = np.clip((jaw - jaw.min()) / np.ptp(jaw), 0, 1)
+    t = np.arange(n * 640) / 16000
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 27))  # harmonics up to 3.9 kHz
+    envelope = np.interp(t * 25 - 0.5, np.arange(n), np.r_[np.zeros(lag), jaw[:n - lag]])  # jaw, 3 frames late
+    video = _talking_video(tmp_path, portrait_path, jaw, np.zeros(n), 0.15 * buzz * (0.03 + envelope))
+    r = subprocess.run([str(BIN / "vasa-train"), "extract", str(video), "--out", str(tmp_path / "data.npz")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "opening.onnx"
+    r = subprocess.run([str(BIN / "vasa-train"), "opening", str(tmp_path / "data.npz"), "--out", str(out),
+                        "--steps", "400", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "validation correlation" in r.stdout
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["videos"] == 1 and abs(report["offsets_frames"][0]["frames"] - lag) <= 1, report["offsets_frames"]
+    model = OpeningModel(out)
+    assert (model.past, model.future) == (6, 1)
+    audio = normalize_audio(compute_features(soundfile.read(tmp_path / "sound.wav", dtype="float32")[0]))
+    heard = model.openings(audio, 0, len(audio))
+    k = min(len(heard), n) - lag
+    assert np.corrcoef(heard[lag:lag + k], jaw[:k])[0, 1] > 0.6  # the opening, where the sound has it
+
+    r = subprocess.run([str(BIN / "vasa-train"), "opening", str(tmp_path / "data.npz"), "--out", str(out),
+                        "--steps", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "vasa-train: error: --steps must be at least 1"
+    r = subprocess.run([str(BIN / "vasa-train"), "opening", str(tmp_path / "none.npz"), "--out",
+                        str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("vasa-train: error:") and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_extract_reports_a_missing_video(tmp_path):
     r = subprocess.run([str(BIN / "vasa-train"), "extract", str(tmp_path / "none.mp4"), "--out",
                         str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=60)

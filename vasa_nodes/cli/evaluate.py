@@ -165,6 +165,7 @@ def _measure_several(args: argparse.Namespace, portrait, fitter) -> tuple[dict, 
 
 def _measure_errors() -> tuple[type[Exception], ...]:
     """What bad input raises while a clip is measured: reported in one line, never a traceback."""
+    from ..core.acoustic_opening import OpeningModelError  # noqa: PLC0415
     from ..core.audio import AudioError  # noqa: PLC0415
     from ..core.evaluation import EvaluationError  # noqa: PLC0415
     from ..core.lip_seal import LipSealError  # noqa: PLC0415
@@ -172,7 +173,8 @@ def _measure_errors() -> tuple[type[Exception], ...]:
     from ..core.portrait import PortraitError  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
-    return EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError, OSError
+    return (EvaluationError, AudioError, PortraitError, RendererError, MotionModelError, LipSealError,
+            OpeningModelError, OSError)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after argument parsing so that --help stays instant.
     from ..core.audio import AudioError, load_audio  # noqa: PLC0415
     from ..core.motion_csv import MotionFileError, read_motion_csv  # noqa: PLC0415
+    from ..core.acoustic_opening import OpeningModelError  # noqa: PLC0415
     from ..core.lip_seal import LipSealError  # noqa: PLC0415
     from ..core.motion_model import MotionModelError  # noqa: PLC0415
     from ..core.pipeline import motion_for_audio, write_video  # noqa: PLC0415
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         with _progress(len(motion), disable=args.quiet) as bar:
             frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update)
         elapsed = time.perf_counter() - start
-    except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError, LipSealError) as exc:
+    except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError, LipSealError,
+            OpeningModelError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)

@@ -19,8 +19,11 @@ def add_motion_options(p: argparse.ArgumentParser) -> None:
                    help="lip-seal detector that shuts the lips for /p b m/: an ONNX file from vasa-train lipseal, "
                         "or 'none' for the motion model alone (default: the shipped detector)")
     p.add_argument("--acoustic-opening", type=float, default=DEFAULT_ACOUSTIC_OPENING, metavar="W",
-                   help="how far the lip aperture follows the mouth opening heard in the sound's 2-4 kHz band, "
-                        f"0..1 (0: the motion model's own aperture; default {DEFAULT_ACOUSTIC_OPENING:g})")
+                   help="how far the lip aperture follows the mouth opening heard in the sound, 0..1 (0: the motion "
+                        f"model's own aperture; default {DEFAULT_ACOUSTIC_OPENING:g})")
+    p.add_argument("--opening-model", metavar="MODEL.onnx|band",
+                   help="where the mouth opening is heard: a mouth-opening model from vasa-train opening, or "
+                        "'band' for the level of the 2-4 kHz band (default: the shipped model)")
 
 
 def motion_option_error(args: argparse.Namespace) -> str | None:
@@ -40,5 +43,5 @@ def motion_settings(args: argparse.Namespace, **kwargs):
     from ..core.pipeline import GenerateSettings  # noqa: PLC0415
 
     return GenerateSettings(model=args.motion_model, steps=args.steps, lip_seal=args.lip_seal,
-                            acoustic_opening=args.acoustic_opening,
+                            acoustic_opening=args.acoustic_opening, opening_model=args.opening_model,
                             guidance=Guidance(*args.guidance) if args.guidance else None, **kwargs)

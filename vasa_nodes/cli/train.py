@@ -5,6 +5,7 @@
     vasa-train extract VIDEO [VIDEO ...] --out DATA.npz [--copies 1] [--seed 0]
     vasa-train fit DATA [DATA ...] --out MODEL.onnx [--minutes 100] [--steps N] [--init MODEL.pt|MODEL.onnx]
     vasa-train lipseal DATA [DATA ...] --out LIP_SEAL.onnx [--steps 6000]
+    vasa-train opening DATA [DATA ...] --out MOUTH_OPENING.onnx [--steps 2000]
 
 `corpus` synthesises multilingual speech with exact phoneme timing and matching motion
 targets; `recorded` does the same for recorded speech with transcripts (forced alignment);
@@ -12,7 +13,8 @@ targets; `recorded` does the same for recorded speech with transcripts (forced a
 models can be trained on your own recordings. All three write the same .npz layout:
 features (T, 80) log-mel, loudness_db, voice_activity, motion (T, 61), controls (T, 10),
 lengths. `fit` trains the motion diffusion model on any mix of them and exports ONNX;
-`lipseal` trains the lip-seal detector (where the lips shut for /p b m/) on the same data.
+`lipseal` trains the lip-seal detector (where the lips shut for /p b m/) on the same data;
+`opening` trains the mouth-opening model (how far real lips are apart) on `extract` data.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=6000, help="training steps (default 6000)")
     s.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     s.add_argument("--seed", type=int, default=0)
+    o = sub.add_parser("opening", help="train the mouth-opening model (how far real lips are apart) on talking "
+                                       "videos from `extract`, and export it as ONNX")
+    o.add_argument("data", nargs="+", metavar="DATA", help="DATA.npz files from `vasa-train extract` (or folders "
+                                                           "holding a corpus.npz)")
+    o.add_argument("--out", required=True, metavar="MOUTH_OPENING.onnx")
+    o.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    o.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    o.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("extract", help="fit motion to real talking videos with sound")
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--out", required=True, metavar="DATA.npz")
@@ -134,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
             v = report["validation"]
             print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation accuracy "
                   f"{v['accuracy']:.3f}, recall {v['recall']:.3f}, precision {v['precision']:.3f} -> {args.out}")
+        elif args.command == "opening":
+            from ..train.opening import OpeningSettings, fit_opening  # noqa: PLC0415
+
+            if args.steps < 1:
+                raise ValueError("--steps must be at least 1")
+            settings = OpeningSettings(steps=args.steps, threads=args.threads, seed=args.seed)
+            report = fit_opening(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
+            v = report["validation"]
+            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min on {report['videos']} videos, "
+                  f"validation correlation {v['correlation']:.3f} -> {args.out}")
         else:
             from ..core.portrait import FaceFitter  # noqa: PLC0415
             from ..train.corpus import save_utterances  # noqa: PLC0415

@@ -1,29 +1,45 @@
-"""How wide the mouth is open, heard in the sound: the level of the 2-4 kHz band.
+"""How wide the mouth is open, heard in the sound.
 
-An open vocal tract radiates its upper formants strongly; narrowed, rounded or closed lips
-damp them, and a stop's closure or a nasal murmur leaves that band nearly empty. So the band's
-level, relative to the speaker's running peak loudness, follows a real speaker's lip aperture
-more closely than the motion model's own mouth does: against eleven real talking videos
-(tracked inner-lip gap, same audio) it correlates 0.42 (median), the motion model alone 0.28,
-loudness alone 0.15 (see models/MODEL_CARD.md). The motion model learnt its mouth from
+A real speaker's lips follow the syllables smoothly; the motion model learnt its mouth from
 phone-based targets on synthetic and read speech, which open widely on a vowel's peak and
-otherwise stay low; real mouths follow the syllables more smoothly.
+otherwise stay low. So the motion generator moves the lip aperture towards the opening heard
+in the sound (`open_mouth`): in voiced frames the aperture moves `weight` of the way from the
+model's own towards OPEN_APERTURE x heard opening. Lip shapes (rounding, spreading, funnel) stay
+the model's, and the lip seal comes after it, so /p b m/ still shut. Outside voice activity
+nothing changes: the model's rest holds in silence.
 
-The motion generator blends the two (`open_mouth`): in voiced frames the aperture moves
-`weight` of the way from the model's own towards the one heard here. Lip shapes (rounding,
-spreading, funnel) stay the model's, and the lip seal comes after it, so /p b m/ still shut.
-Outside voice activity nothing changes: the model's rest holds in silence.
+The heard opening comes from one of two places:
 
-A pure function of the motion model's normalised audio rows, frame by frame: offline and
-streaming give the same result, with no state of its own.
+- **the mouth-opening model** (`OpeningModel`, shipped as models/mouth_opening.onnx, trained by
+  `vasa-train opening` on real talking videos: vasa_nodes/train/opening.py). A small network
+  reads the normalised audio around each frame (6 frames back, 1 ahead: a frame model,
+  core/frame_model.py) and says how far a real speaker's lips are apart, from their closed
+  level (0) to their wide open level (1). Against eleven real talking videos of speakers it
+  never saw it correlates 0.50 (median, signal level; see models/MODEL_CARD.md).
+- **the 2-4 kHz band** (`heard_opening`, no model): an open vocal tract radiates its upper
+  formants strongly; narrowed, rounded or closed lips damp them, and a stop's closure or a
+  nasal murmur leaves that band nearly empty. Its level relative to the speaker's running
+  peak loudness correlates 0.42 on the same videos (loudness alone 0.15).
+
+Both are functions of the motion model's normalised audio rows: offline and streaming give
+the same result, with no state of their own.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from .blendshapes import INDEX
 from .features import N_MELS, mel_band_centres
+from .frame_model import FrameModel
+
+DEFAULT_OPENING_MODEL = Path(__file__).resolve().parent.parent / "models" / "mouth_opening.onnx"
+"""The shipped mouth-opening model, installed inside the Python package."""
+
+METADATA_KEY = "vasa_mouth_opening"
+"""The ONNX metadata entry of a mouth-opening model (its frame layout, as JSON)."""
 
 BAND_HZ = (2000.0, 4000.0)
 """The band whose level tells the opening (mel bands centred inside it)."""
@@ -56,8 +72,9 @@ _BAND = (_CENTRES > BAND_HZ[0]) & (_CENTRES < BAND_HZ[1])
 
 
 def heard_opening(audio: np.ndarray) -> np.ndarray:
-    """(n,) opening in [0, 1] from (n, AUDIO_DIM) normalised audio rows (motion_model.AudioNormalizer:
-    log-mel relative to the running peak, /3 + 1, then voice activity); 0 without voice activity."""
+    """(n,) opening in [0, 1] heard in the 2-4 kHz band, from (n, AUDIO_DIM) normalised audio rows
+    (motion_model.AudioNormalizer: log-mel relative to the running peak, /3 + 1, then voice
+    activity); 0 without voice activity."""
     audio = np.asarray(audio, np.float64)
     if len(audio) == 0:
         return np.zeros(0, np.float32)
@@ -67,9 +84,41 @@ def heard_opening(audio: np.ndarray) -> np.ndarray:
     return opening.astype(np.float32)
 
 
-def open_mouth(motion: np.ndarray, audio: np.ndarray, weight: float = DEFAULT_WEIGHT) -> np.ndarray:
+class OpeningModelError(ValueError):
+    """The mouth-opening model file is missing, unreadable or not a mouth-opening model."""
+
+
+class OpeningModel(FrameModel):
+    """The mouth-opening model (ONNX Runtime)."""
+
+    KIND = "mouth-opening model"
+    METADATA_KEY = METADATA_KEY
+    ERROR = OpeningModelError
+
+    def __init__(self, path: str | Path = DEFAULT_OPENING_MODEL):
+        super().__init__(path)
+
+    def openings(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
+        """(count,) openings in [0, 1] heard in frames first .. first + count - 1 of `audio`,
+        (T, AUDIO_DIM) normalised frames (frames outside it are zeros)."""
+        if count <= 0:
+            return np.zeros(0, np.float32)
+        return np.clip(self.run(self.windows(audio, first, count)), 0.0, 1.0)
+
+
+def load_opening_model(choice: str | None) -> OpeningModel | None:
+    """The model a setting names: None or "" for the shipped one, "band" for none (the 2-4 kHz
+    band level is heard instead), else a path."""
+    if choice == "band":
+        return None
+    return OpeningModel(choice or DEFAULT_OPENING_MODEL)
+
+
+def open_mouth(motion: np.ndarray, audio: np.ndarray, weight: float = DEFAULT_WEIGHT,
+               heard: np.ndarray | None = None) -> np.ndarray:
     """Blend the lip aperture of (n, 52+) motion rows towards the opening heard in their (n, AUDIO_DIM)
-    normalised audio rows, in place; returns `motion`.
+    normalised audio rows, in place; returns `motion`. `heard` is the (n,) opening in [0, 1]
+    (the mouth-opening model's); without it the 2-4 kHz band's (heard_opening) is used.
 
     In each frame the aperture a = jawOpen - mouthClose moves by `weight` x voice activity
     towards OPEN_APERTURE x heard opening; mouthClose stays, so the jaw carries the change.
@@ -83,6 +132,6 @@ def open_mouth(motion: np.ndarray, audio: np.ndarray, weight: float = DEFAULT_WE
     aperture = np.maximum(motion[:, _JAW] - close, 0.0)
     apart = np.clip((aperture - KEEP_SHUT_BELOW) / (BLEND_FULLY_FROM - KEEP_SHUT_BELOW), 0.0, 1.0)
     w = float(weight) * np.clip(audio[:, N_MELS], 0.0, 1.0) * apart
-    target = OPEN_APERTURE * heard_opening(audio)
+    target = OPEN_APERTURE * (heard_opening(audio) if heard is None else np.asarray(heard, np.float32))
     motion[:, _JAW] = np.clip(motion[:, _JAW] + w * (target - aperture), 0.0, 1.0)
     return motion

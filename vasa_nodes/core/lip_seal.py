@@ -11,20 +11,19 @@ it says 0: in silence the motion model's own rest holds (and an emotion's open m
 stays). Run by ONNX Runtime; no torch.
 
 The detector sees PAST frames before a frame and FUTURE after it (1: the live motion
-generator's default look-ahead); frames before a stream or not received yet are zeros, as at
-the ends of a training utterance, so offline and live generation with at least that
-look-ahead give the same seal.
+generator's default look-ahead), as every frame model does (core/frame_model.py), so offline
+and live generation with at least that look-ahead give the same seal.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .blendshapes import INDEX
 from .features import N_MELS
+from .frame_model import FrameModel
 
 METADATA_KEY = "vasa_lip_seal"
 
@@ -76,28 +75,15 @@ def seal_weight(p_sealed: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(p_sealed, np.float32) - SEAL_FROM) / (SEAL_FULL - SEAL_FROM), 0.0, 1.0)
 
 
-class LipSeal:
+class LipSeal(FrameModel):
     """The detector (ONNX Runtime)."""
 
+    KIND = "lip-seal detector"
+    METADATA_KEY = METADATA_KEY
+    ERROR = LipSealError
+
     def __init__(self, path: str | Path = DEFAULT_LIP_SEAL):
-        from .motion_model import load_session  # noqa: PLC0415
-
-        self.session = load_session(path, "lip-seal detector", LipSealError)
-        meta_map = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in meta_map:
-            raise LipSealError(f"not a vasa_nodes lip-seal detector (no {METADATA_KEY} metadata): {path}")
-        try:
-            meta = json.loads(meta_map[METADATA_KEY])
-            self.past, self.future = int(meta["past"]), int(meta["future"])
-            self.audio_dim, self.fps = int(meta["audio_dim"]), float(meta["fps"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise LipSealError(f"not a vasa_nodes lip-seal detector (bad {METADATA_KEY} metadata: {exc}): "
-                               f"{path}") from None
-        self.path = Path(path)
-
-    @property
-    def frames(self) -> int:
-        return self.past + 1 + self.future
+        super().__init__(path)
 
     def probabilities(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
         """(count,) probabilities that the lips are sealed in frames first .. first + count - 1 of
@@ -105,15 +91,9 @@ class LipSeal:
         frame has no voice activity."""
         if count <= 0:
             return np.zeros(0, np.float32)
-        lo, hi = first - self.past, first + count + self.future
-        pad_lo, pad_hi = max(0, -lo), max(0, hi - len(audio))
-        a = np.asarray(audio[max(lo, 0):min(hi, len(audio)), :self.audio_dim], np.float32)
-        a = np.concatenate([np.zeros((pad_lo, self.audio_dim), np.float32), a,
-                            np.zeros((pad_hi, self.audio_dim), np.float32)])
-        windows = np.lib.stride_tricks.sliding_window_view(a, (self.frames, self.audio_dim))[:, 0]
-        p = self.session.run(None, {"audio": np.ascontiguousarray(windows)})[0].astype(np.float32)
+        windows = self.windows(audio, first, count)
         # The detector knows speech only: outside voice activity the motion model's rest holds.
-        return p * (windows[:, self.past, N_MELS] > 0.5)
+        return self.run(windows) * (windows[:, self.past, N_MELS] > 0.5)
 
 
 def load_lip_seal(choice: str | None) -> LipSeal | None:

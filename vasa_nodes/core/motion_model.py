@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import N_MELS, FeatureFrames, mel_band_centres
-from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, open_mouth
+from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, OpeningModel, open_mouth
 from .lip_seal import SEALED_JAW, LipSeal, seal_lips, seal_weight
 from .audio import SAMPLE_RATE
 from .blendshapes import ARKIT_BLENDSHAPES, INDEX, NUM_BLENDSHAPES
@@ -284,14 +284,16 @@ class DiffusionMotionGenerator:
 
     def __init__(self, model: MotionModel, seed: int = 0, controls: Controls | None = None,
                  lookahead_frames: int = 1, lip_seal: LipSeal | None = None,
-                 acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING):
+                 acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING, opening_model: OpeningModel | None = None):
         self.model = model
         self.fps = model.info.fps
         self.seed = seed
-        if lip_seal is not None and (abs(lip_seal.fps - self.fps) > 1e-6 or lip_seal.audio_dim > AUDIO_DIM):
-            raise MotionModelError(f"the lip-seal detector ({lip_seal.fps:g} fps, {lip_seal.audio_dim} audio values) "
-                                   f"does not fit the motion model ({self.fps:g} fps)")
+        for part in (lip_seal, opening_model):
+            if part is not None and not part.fits(self.fps, AUDIO_DIM):
+                raise MotionModelError(f"the {part.KIND} ({part.fps:g} fps, {part.audio_dim} audio values) "
+                                       f"does not fit the motion model ({self.fps:g} fps)")
         self.lip_seal = lip_seal
+        self.opening_model = opening_model
         if not 0.0 <= acoustic_opening <= 1.0:
             raise MotionModelError(f"acoustic opening must be within 0..1, got {acoustic_opening:g}")
         self.acoustic_opening = float(acoustic_opening)
@@ -497,12 +499,14 @@ class DiffusionMotionGenerator:
 
     def _mouth(self, x: np.ndarray, audio: np.ndarray, first: int) -> np.ndarray:
         """Motion rows x, frames first.. of the normalised `audio`, with the lip aperture moved
-        towards the opening heard in the sound (core/acoustic_opening.py), then the lips sealed
+        towards the opening heard in the sound (the mouth-opening model's, else the 2-4 kHz band's:
+        core/acoustic_opening.py), then the lips sealed
         where the lip-seal detector hears a /p b m/ (core/lip_seal.py). Like blinks, only the
         output carries these; the model's own context stays as it generated it."""
         rows = audio[first:first + len(x)] if first >= 0 else audio[:0]
-        if len(rows) == len(x):
-            open_mouth(x, rows, self.acoustic_opening)
+        if len(rows) == len(x) and self.acoustic_opening > 0.0:
+            heard = None if self.opening_model is None else self.opening_model.openings(audio, first, len(x))
+            open_mouth(x, rows, self.acoustic_opening, heard)
         if self.lip_seal is None:
             return x
         return seal_lips(x, seal_weight(self.lip_seal.probabilities(audio, first, len(x))), max_jaw=SEALED_JAW)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
+from .acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, load_opening_model
 from .audio import Audio
 from .features import StreamingFeatureExtractor, compute_features
 from .lip_seal import load_lip_seal
@@ -34,6 +34,7 @@ class GenerateSettings:
     guidance: Guidance | None = None  # classifier-free guidance scales (None: the model's defaults)
     lip_seal: str | None = None  # lip-seal detector (ONNX); None: the shipped one; "none": off
     acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING  # lip aperture towards the heard opening (0: off)
+    opening_model: str | None = None  # mouth-opening model (ONNX); None: the shipped one; "band": the 2-4 kHz band
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
@@ -81,7 +82,8 @@ def _diffusion_motion(audio: Audio, settings: GenerateSettings) -> list[MotionFr
     model = MotionModel(settings.model or DEFAULT_MODEL, steps=settings.steps, guidance=settings.guidance)
     generator = DiffusionMotionGenerator(model, seed=settings.seed, controls=settings.controls,
                                          lip_seal=load_lip_seal(settings.lip_seal),
-                                         acoustic_opening=settings.acoustic_opening)
+                                         acoustic_opening=settings.acoustic_opening,
+                                         opening_model=load_opening_model(settings.opening_model))
     features = compute_features(audio.samples, model.info.fps)
     frames = generator.generate(features)
     n = int(np.ceil(len(audio.samples) / audio.sample_rate * settings.fps - 1e-9))

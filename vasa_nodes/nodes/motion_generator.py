@@ -12,7 +12,7 @@ import sys
 
 from rclpy.node import Node
 
-from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING
+from vasa_nodes.core.acoustic_opening import DEFAULT_WEIGHT as DEFAULT_ACOUSTIC_OPENING, load_opening_model
 from vasa_nodes.core.lip_seal import load_lip_seal
 from vasa_nodes.core.motion import Controls, RuleBasedMotionGenerator
 from vasa_nodes.core.motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
@@ -55,8 +55,12 @@ class MotionGeneratorNode(Node):
                                            "empty for the shipped one, or 'none'", read_only=True)).value
         opening = self.declare_parameter(
             "acoustic_opening", DEFAULT_ACOUSTIC_OPENING, describe(
-                "how far the lip aperture follows the opening heard in the 2-4 kHz band (0: the motion model's "
+                "how far the lip aperture follows the mouth opening heard in the sound (0: the motion model's "
                 "own)", read_only=True, float_range=(0.0, 1.0))).value
+        opening_model = self.declare_parameter(
+            "opening_model", "", describe("where the mouth opening is heard: path to an ONNX mouth-opening model, "
+                                          "empty for the shipped one, or 'band' for the 2-4 kHz band's level",
+                                          read_only=True)).value
         if model == "rules":
             self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
         else:
@@ -68,13 +72,15 @@ class MotionGeneratorNode(Node):
                 raise StartupError(NAME, f"the motion model runs at {motion_model.info.fps:g} fps, not {self.fps}")
             try:
                 seal = load_lip_seal(lip_seal)
+                heard = load_opening_model(opening_model)
                 self.generator = DiffusionMotionGenerator(motion_model, seed=seed, controls=Controls(),
                                                           lookahead_frames=lookahead, lip_seal=seal,
-                                                          acoustic_opening=opening)
-            except ValueError as exc:  # LipSealError, MotionModelError
+                                                          acoustic_opening=opening, opening_model=heard)
+            except ValueError as exc:  # LipSealError, OpeningModelError, MotionModelError
                 raise StartupError(NAME, str(exc)) from None
             self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps, lip seal "
-                                   f"{'off' if seal is None else 'on'}, acoustic opening {opening:g}")
+                                   f"{'off' if seal is None else 'on'}, acoustic opening {opening:g} "
+                                   f"({'2-4 kHz band' if heard is None else 'mouth-opening model'})")
         self._stream_base = 0  # generator frame index of the current stream's frame 0
         self.pub = self.create_publisher(FaceMotion, TOPIC_MOTION, STREAM_QOS)
         self.create_subscription(AudioFeatures, TOPIC_FEATURES, self._on_features, STREAM_QOS)
