@@ -23,3 +23,16 @@ def speech_with_pauses(texts: list[str], pause_s: float = 1.0, lead_s: float = 1
         parts += [x, np.zeros(int(pause_s * 16000), np.float32)]
         t += len(x) / 16000 + pause_s
     return np.concatenate(parts), spans
+
+
+def assert_live_frames_match_whole(values, audio: np.ndarray, future: int) -> None:
+    """A frame model's `values(audio, first, count)` for frame t, computed live (as soon as its
+    `future` look-ahead frames are in, from a buffer that dropped old frames), equal those of the
+    whole clip."""
+    import pytest
+
+    whole = values(audio, 0, len(audio))
+    for t in range(0, len(audio), 7):
+        first = max(0, t - 12)
+        buffered = audio[first:t + 1 + future]
+        assert values(buffered, t - first, 1)[0] == pytest.approx(whole[t], abs=1e-6)

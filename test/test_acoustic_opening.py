@@ -5,6 +5,8 @@ speech, the real feature pipeline and the shipped motion model."""
 import numpy as np
 import pytest
 
+from helpers import assert_live_frames_match_whole
+
 from vasa_nodes.core.acoustic_opening import (BLEND_FULLY_FROM, DEFAULT_OPENING_MODEL, DEFAULT_WEIGHT,
                                               KEEP_SHUT_BELOW, OPEN_APERTURE, OpeningModel, OpeningModelError,
                                               heard_opening, load_opening_model, open_mouth)
@@ -122,13 +124,8 @@ def test_the_opening_model_hears_open_vowels_wider_than_closures(opening_model, 
 
 
 def test_a_stream_hears_the_same_opening_as_the_whole_clip(opening_model, finnish):
-    audio = normalize_audio(compute_features(finnish[0]))
-    whole = opening_model.openings(audio, 0, len(audio))
-    for t in range(0, len(audio), 7):
-        # Live: frame t as soon as its look-ahead is in, from a buffer that dropped old frames.
-        first = max(0, t - 12)
-        buffered = audio[first:t + 1 + opening_model.future]
-        assert opening_model.openings(buffered, t - first, 1)[0] == pytest.approx(whole[t], abs=1e-6)
+    assert_live_frames_match_whole(opening_model.openings, normalize_audio(compute_features(finnish[0])),
+                                   opening_model.future)
 
 
 def test_the_generated_aperture_follows_the_opening_model(opening_model, finnish):

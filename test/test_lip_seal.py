@@ -4,6 +4,8 @@ Real espeak-ng speech in a language the detector never heard, the real motion mo
 import numpy as np
 import pytest
 
+from helpers import assert_live_frames_match_whole
+
 from vasa_nodes.core.blendshapes import INDEX
 from vasa_nodes.core.features import compute_features
 from vasa_nodes.core.lip_seal import (DEFAULT_LIP_SEAL, SEAL_FULL, SEALED_JAW, LipSeal, LipSealError, load_lip_seal,
@@ -48,13 +50,8 @@ def test_detector_hears_the_bilabials_of_an_unknown_language(detector, finnish):
 
 
 def test_a_stream_gets_the_same_probabilities_as_the_whole_clip(detector, finnish):
-    audio = normalize_audio(compute_features(finnish[0]))
-    whole = detector.probabilities(audio, 0, len(audio))
-    for t in range(0, len(audio), 7):
-        # Live: frame t as soon as its look-ahead is in, from a buffer that dropped old frames.
-        first = max(0, t - 12)
-        buffered = audio[first:t + 1 + detector.future]
-        assert detector.probabilities(buffered, t - first, 1)[0] == pytest.approx(whole[t], abs=1e-6)
+    assert_live_frames_match_whole(detector.probabilities, normalize_audio(compute_features(finnish[0])),
+                                   detector.future)
 
 
 def test_the_seal_closes_the_lips_where_the_model_alone_falls_short(detector, finnish):

@@ -134,26 +134,22 @@ def main(argv: list[str] | None = None) -> int:
             report = fit(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
             print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation loss "
                   f"{report['validation_loss']:.4f} -> {args.out}")
-        elif args.command == "lipseal":
-            from ..train.lip_seal import LipSealSettings, fit_lip_seal  # noqa: PLC0415
-
+        elif args.command in ("lipseal", "opening"):
             if args.steps < 1:
                 raise ValueError("--steps must be at least 1")
-            settings = LipSealSettings(steps=args.steps, threads=args.threads, seed=args.seed)
-            report = fit_lip_seal(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
+            if args.command == "lipseal":
+                from ..train.lip_seal import LipSealSettings as Settings, fit_lip_seal as fit_model  # noqa: PLC0415
+            else:
+                from ..train.opening import OpeningSettings as Settings, fit_opening as fit_model  # noqa: PLC0415
+            report = fit_model(args.data, args.out, Settings(steps=args.steps, threads=args.threads, seed=args.seed),
+                               log=lambda m: print(f"{PROG}: {m}", flush=True))
             v = report["validation"]
-            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min, validation accuracy "
-                  f"{v['accuracy']:.3f}, recall {v['recall']:.3f}, precision {v['precision']:.3f} -> {args.out}")
-        elif args.command == "opening":
-            from ..train.opening import OpeningSettings, fit_opening  # noqa: PLC0415
-
-            if args.steps < 1:
-                raise ValueError("--steps must be at least 1")
-            settings = OpeningSettings(steps=args.steps, threads=args.threads, seed=args.seed)
-            report = fit_opening(args.data, args.out, settings, log=lambda m: print(f"{PROG}: {m}", flush=True))
-            v = report["validation"]
-            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min on {report['videos']} videos, "
-                  f"validation correlation {v['correlation']:.3f} -> {args.out}")
+            if args.command == "lipseal":
+                result = (f", validation accuracy {v['accuracy']:.3f}, recall {v['recall']:.3f}, "
+                          f"precision {v['precision']:.3f}")
+            else:
+                result = f" on {report['videos']} videos, validation correlation {v['correlation']:.3f}"
+            print(f"{PROG}: {report['steps']} steps in {report['minutes']:.1f} min{result} -> {args.out}")
         else:
             from ..core.portrait import FaceFitter  # noqa: PLC0415
             from ..train.corpus import save_utterances  # noqa: PLC0415

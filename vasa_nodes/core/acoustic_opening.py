@@ -94,24 +94,19 @@ class OpeningModel(FrameModel):
     KIND = "mouth-opening model"
     METADATA_KEY = METADATA_KEY
     ERROR = OpeningModelError
-
-    def __init__(self, path: str | Path = DEFAULT_OPENING_MODEL):
-        super().__init__(path)
+    DEFAULT_PATH = DEFAULT_OPENING_MODEL
+    OFF = "band"
 
     def openings(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
         """(count,) openings in [0, 1] heard in frames first .. first + count - 1 of `audio`,
         (T, AUDIO_DIM) normalised frames (frames outside it are zeros)."""
-        if count <= 0:
-            return np.zeros(0, np.float32)
         return np.clip(self.run(self.windows(audio, first, count)), 0.0, 1.0)
 
 
 def load_opening_model(choice: str | None) -> OpeningModel | None:
     """The model a setting names: None or "" for the shipped one, "band" for none (the 2-4 kHz
     band level is heard instead), else a path."""
-    if choice == "band":
-        return None
-    return OpeningModel(choice or DEFAULT_OPENING_MODEL)
+    return OpeningModel.from_setting(choice)
 
 
 def open_mouth(motion: np.ndarray, audio: np.ndarray, weight: float = DEFAULT_WEIGHT,

@@ -28,8 +28,23 @@ class FrameModel:
     ERROR: type[Exception] = ValueError
     """Raised when the file is missing, unreadable or not this kind of model."""
 
-    def __init__(self, path: str | Path):
+    DEFAULT_PATH: Path | None = None
+    """The shipped model of this kind."""
+
+    OFF = "none"
+    """The setting that asks for no model of this kind (see from_setting)."""
+
+    @classmethod
+    def from_setting(cls, choice: str | None):
+        """The model a setting names: None or "" for the shipped one, OFF for none, else a path."""
+        if choice == cls.OFF:
+            return None
+        return cls(choice or cls.DEFAULT_PATH)
+
+    def __init__(self, path: str | Path | None = None):
         from .motion_model import load_session  # noqa: PLC0415
+
+        path = path or self.DEFAULT_PATH
 
         self.session = load_session(path, self.KIND, self.ERROR)
         meta_map = self.session.get_modelmeta().custom_metadata_map
@@ -42,7 +57,6 @@ class FrameModel:
         except (KeyError, ValueError, TypeError) as exc:
             raise self.ERROR(f"not a vasa_nodes {self.KIND} (bad {self.METADATA_KEY} metadata: {exc}): "
                              f"{path}") from None
-        self.meta = meta
         self.path = Path(path)
         self._input = self.session.get_inputs()[0].name
 
@@ -57,6 +71,8 @@ class FrameModel:
     def windows(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
         """(count, frames, audio_dim) windows around frames first .. first + count - 1 of `audio`,
         (T, AUDIO_DIM) normalised frames; frames outside it are zeros."""
+        if count <= 0:
+            return np.zeros((0, self.frames, self.audio_dim), np.float32)
         lo, hi = first - self.past, first + count + self.future
         pad_lo, pad_hi = max(0, -lo), max(0, hi - len(audio))
         a = np.asarray(audio[max(lo, 0):min(hi, len(audio)), :self.audio_dim], np.float32)

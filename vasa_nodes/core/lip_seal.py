@@ -81,16 +81,12 @@ class LipSeal(FrameModel):
     KIND = "lip-seal detector"
     METADATA_KEY = METADATA_KEY
     ERROR = LipSealError
-
-    def __init__(self, path: str | Path = DEFAULT_LIP_SEAL):
-        super().__init__(path)
+    DEFAULT_PATH = DEFAULT_LIP_SEAL
 
     def probabilities(self, audio: np.ndarray, first: int, count: int) -> np.ndarray:
         """(count,) probabilities that the lips are sealed in frames first .. first + count - 1 of
         `audio`, (T, AUDIO_DIM) normalised frames (frames outside it are zeros); 0 where the
         frame has no voice activity."""
-        if count <= 0:
-            return np.zeros(0, np.float32)
         windows = self.windows(audio, first, count)
         # The detector knows speech only: outside voice activity the motion model's rest holds.
         return self.run(windows) * (windows[:, self.past, N_MELS] > 0.5)
@@ -98,6 +94,4 @@ class LipSeal(FrameModel):
 
 def load_lip_seal(choice: str | None) -> LipSeal | None:
     """The detector a setting names: None or "" for the shipped one, "none" for none, else a path."""
-    if choice == "none":
-        return None
-    return LipSeal(choice or DEFAULT_LIP_SEAL)
+    return LipSeal.from_setting(choice)

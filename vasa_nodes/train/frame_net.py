@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..core.motion_model import AUDIO_DIM
+from .corpus import FPS
 
 
 @dataclass
@@ -77,13 +78,24 @@ class FrameBatches:
         return self.padded[torch.from_numpy(rows)], self.targets[torch.from_numpy(frames)]
 
 
-def held_out(lengths: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Per frame, whether it belongs to a held-out utterance (about `fraction` of them, at least one
-    when there are two or more, none when there is one)."""
+def begin_training(settings: FrameNetSettings) -> None:
+    """Seed torch and set its threads, before the network is made."""
+    torch.manual_seed(settings.seed)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+
+
+def split_frames(lengths: np.ndarray, usable: np.ndarray, fraction: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices of the `usable` frames: validation holds the frames of about
+    `fraction` of the utterances (at least one when there are two or more); with none to hold out,
+    the training frames validate."""
     held = rng.random(len(lengths)) < fraction
     if held.all() or not held.any():
         held = np.arange(len(lengths)) == 0 if len(lengths) > 1 else np.zeros(1, bool)
-    return held[np.repeat(np.arange(len(lengths)), lengths)]
+    val = held[np.repeat(np.arange(len(lengths)), lengths)]
+    train_i, val_i = np.nonzero(~val & usable)[0], np.nonzero(val & usable)[0]
+    return train_i, (val_i if len(val_i) else train_i)
 
 
 def train_frame_net(model: nn.Module, batch: FrameBatches, frames: np.ndarray, settings: FrameNetSettings,
@@ -119,6 +131,16 @@ def predict(model: nn.Module, batch: FrameBatches, frames: np.ndarray) -> np.nda
         out = np.concatenate([model(batch(frames[k:k + 8192])[0]).numpy() for k in range(0, len(frames), 8192)])
     model.train(training)
     return out
+
+
+def save_frame_model(model: nn.Module, out_path: str, settings: FrameNetSettings, report: dict,
+                     training_keys: tuple[str, ...], metadata_key: str, output: str) -> None:
+    """Export `out_path` (ONNX; its metadata: the frame layout and report[training_keys]) and write
+    `report` as JSON beside it."""
+    meta = {"past": settings.past, "future": settings.future, "audio_dim": AUDIO_DIM, "fps": float(FPS),
+            "training": {k: report[k] for k in training_keys}}
+    export_frame_model(model, out_path, meta, metadata_key, output)
+    Path(out_path).with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
 
 
 def export_frame_model(model: nn.Module, path: str, meta: dict, metadata_key: str, output: str) -> None:

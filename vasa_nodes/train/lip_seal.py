@@ -18,24 +18,19 @@ takes (batch, PAST + 1 + FUTURE, AUDIO_DIM) and returns (batch,) probabilities.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..core.blendshapes import INDEX
 from ..core.features import N_MELS
 from ..core.lip_seal import METADATA_KEY
-from ..core.motion_model import AUDIO_DIM
-from .corpus import FPS
 from .fit import lip_closures, load_data
-from .frame_net import (FrameBatches, FrameNet, FrameNetSettings, export_frame_model, held_out, predict,
-                        train_frame_net)
+from .frame_net import (FrameBatches, FrameNet, FrameNetSettings, begin_training, predict, save_frame_model,
+                        split_frames, train_frame_net)
 
 SEALED_GAP = 0.02
 """Lips count as sealed in a motion target where jawOpen - mouthClose is below this."""
@@ -56,9 +51,7 @@ def fit_lip_seal(data_paths: list[str], out_path: str, settings: LipSealSettings
                  log: Callable[[str], None] = print) -> dict:
     """Train on corpus.npz files and export `out_path` (ONNX) and a JSON report beside it."""
     t_begin = time.monotonic()
-    torch.manual_seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    begin_training(settings)
     audio, motion, _, lengths = load_data(data_paths)
     labels = sealed_frames(motion).astype(np.float32)
     speech = audio[:, N_MELS] > 0.5
@@ -66,10 +59,7 @@ def fit_lip_seal(data_paths: list[str], out_path: str, settings: LipSealSettings
         raise ValueError("the data has no lip closures to learn from (corpora with /p b m/ are needed)")
     batch = FrameBatches(audio, lengths, labels, settings.past, settings.future)
     rng = np.random.default_rng(settings.seed)
-    val = held_out(lengths, 0.05, rng)
-    train_i, val_i = np.nonzero(~val & speech)[0], np.nonzero(val & speech)[0]
-    if len(val_i) == 0:
-        val_i = train_i
+    train_i, val_i = split_frames(lengths, speech, 0.05, rng)
     model = FrameNet(batch.frames, settings.hidden)
     log(f"{len(lengths)} utterances, {len(labels)} frames, {int(speech.sum())} of speech, "
         f"{int(labels[speech].sum())} of them with the lips sealed; "
@@ -90,8 +80,6 @@ def fit_lip_seal(data_paths: list[str], out_path: str, settings: LipSealSettings
               "sealed_frames": int(labels[speech].sum()),
               "utterances": int(len(lengths)), "data": [str(p) for p in data_paths], "settings": asdict(settings),
               "history": history}
-    meta = {"past": settings.past, "future": settings.future, "audio_dim": AUDIO_DIM, "fps": float(FPS),
-            "training": {k: report[k] for k in ("steps", "frames", "validation")}}
-    export_frame_model(nn.Sequential(model, nn.Sigmoid()), out_path, meta, METADATA_KEY, "p_sealed")
-    Path(out_path).with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
+    save_frame_model(nn.Sequential(model, nn.Sigmoid()), out_path, settings, report, ("steps", "frames", "validation"),
+                     METADATA_KEY, "p_sealed")
     return report

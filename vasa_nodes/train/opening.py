@@ -21,22 +21,17 @@ speakers, in continuous speech, are what carries over to new voices (models/MODE
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..core.acoustic_opening import METADATA_KEY, heard_opening
 from ..core.blendshapes import INDEX
-from ..core.motion_model import AUDIO_DIM
-from .corpus import FPS
 from .fit import load_data
-from .frame_net import (FrameBatches, FrameNet, FrameNetSettings, export_frame_model, held_out, predict,
-                        train_frame_net)
+from .frame_net import (FrameBatches, FrameNet, FrameNetSettings, begin_training, predict, save_frame_model,
+                        split_frames, train_frame_net)
 
 MAX_OFFSET = 10
 """Largest picture-sound offset searched per video, in frames (0.4 s at 25 fps)."""
@@ -86,9 +81,7 @@ def fit_opening(data_paths: list[str], out_path: str, settings: OpeningSettings,
                 log: Callable[[str], None] = print) -> dict:
     """Train on `vasa-train extract` corpora and export `out_path` (ONNX) and a JSON report beside it."""
     t_begin = time.monotonic()
-    torch.manual_seed(settings.seed)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    begin_training(settings)
     audio, motion, _, lengths = load_data(data_paths)
     targets = np.zeros(len(motion), np.float32)
     usable = np.zeros(len(motion), bool)
@@ -109,10 +102,7 @@ def fit_opening(data_paths: list[str], out_path: str, settings: OpeningSettings,
         raise ValueError("the data has no lip movement to learn from (corpora from `vasa-train extract` are needed)")
     batch = FrameBatches(audio, lengths, targets, settings.past, settings.future)
     rng = np.random.default_rng(settings.seed)
-    val = held_out(lengths, 0.1, rng)
-    train_i, val_i = np.nonzero(~val & usable)[0], np.nonzero(val & usable)[0]
-    if len(val_i) == 0:
-        val_i = train_i
+    train_i, val_i = split_frames(lengths, usable, 0.1, rng)
     p_train = weights[train_i] / weights[train_i].sum()
     model = FrameNet(batch.frames, settings.hidden)
     lags = [o["frames"] for o in offsets if o]
@@ -130,8 +120,6 @@ def fit_opening(data_paths: list[str], out_path: str, settings: OpeningSettings,
               "validation": history[-1], "frames": int(usable.sum()), "videos": int(len(lengths)),
               "offsets_frames": offsets, "data": [str(p) for p in data_paths], "settings": asdict(settings),
               "history": history}
-    meta = {"past": settings.past, "future": settings.future, "audio_dim": AUDIO_DIM, "fps": float(FPS),
-            "training": {k: report[k] for k in ("steps", "frames", "videos", "validation")}}
-    export_frame_model(model, out_path, meta, METADATA_KEY, "opening")
-    Path(out_path).with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
+    save_frame_model(model, out_path, settings, report, ("steps", "frames", "videos", "validation"), METADATA_KEY,
+                     "opening")
     return report
