@@ -15,7 +15,7 @@ The heard opening comes from one of two places:
   reads the normalised audio around each frame (6 frames back, 1 ahead: a frame model,
   core/frame_model.py) and says how far a real speaker's lips are apart, from their closed
   level (0) to their wide open level (1). Against eleven real talking videos of speakers it
-  never saw it correlates 0.50 (median, signal level; see models/MODEL_CARD.md).
+  never saw it correlates 0.52 (median, signal level; see models/MODEL_CARD.md).
 - **the 2-4 kHz band** (`heard_opening`, no model): an open vocal tract radiates its upper
   formants strongly; narrowed, rounded or closed lips damp them, and a stop's closure or a
   nasal murmur leaves that band nearly empty. Its level relative to the speaker's running
