@@ -427,3 +427,14 @@ def test_lipseal_without_closures_in_the_data_is_one_line(tmp_path):
     assert r.stderr.strip().splitlines() == ["vasa-train: error: the data has no lip closures to learn from "
                                              "(corpora with /p b m/ are needed)"]
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_cli_step_defaults_are_the_trainers():
+    """`vasa-train` states its --steps defaults without importing torch; they must stay the trainers' own."""
+    from vasa_nodes.cli.train import build_parser
+    from vasa_nodes.train.lip_seal import LipSealSettings
+    from vasa_nodes.train.opening import OpeningSettings
+
+    parser = build_parser()
+    assert parser.parse_args(["lipseal", "d", "--out", "o.onnx"]).steps == LipSealSettings.steps
+    assert parser.parse_args(["opening", "d", "--out", "o.onnx"]).steps == OpeningSettings.steps
