@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="", help="namespace of the nodes and topics (default: none, /vasa/...)")
     p.add_argument("--size", type=int, default=None, help="output image size in pixels")
     p.add_argument("--loop", action="store_true", help="replay the --audio file forever")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="publish images without the invisible mark that tells them from real video "
+                        "(face_renderer watermark:=false; on by default, turning it off is logged)")
+    p.add_argument("--watermark-key", default=None, metavar="KEY",
+                   help="a key whose digest the mark carries (vasa-detect --key KEY checks it)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
 
@@ -55,6 +60,10 @@ def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]
     overrides["face_renderer"] += ["-p", f"portrait:={os.path.abspath(args.portrait)}"]
     if args.size is not None:
         overrides["face_renderer"] += ["-p", f"size:={args.size}"]
+    if args.no_watermark:
+        overrides["face_renderer"] += ["-p", "watermark:=false"]
+    if args.watermark_key:
+        overrides["face_renderer"] += ["-p", f"watermark_key:={args.watermark_key}"]
     if args.audio in ("topic", "mic"):
         overrides["audio_capture"] += ["-p", f"source:={args.audio}"]
     elif args.audio:
@@ -83,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.audio not in (None, "topic", "mic") and not Path(args.audio).is_file():
         print(f"{PROG}: error: audio file not found: {args.audio}", file=sys.stderr)
+        return 2
+    if args.no_watermark and args.watermark_key:
+        print(f"{PROG}: error: --watermark-key needs the watermark: drop --no-watermark", file=sys.stderr)
         return 2
 
     stopping = False

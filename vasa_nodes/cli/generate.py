@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion-intensity", type=float, default=1.0, metavar="0..2",
                    help="scale of head motion and gaze shifts (default 1)")
     add_motion_options(p)
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave the frames without the invisible mark that tells them from real video "
+                        "(on by default; vasa-detect finds it). The file still states that it is synthetic")
+    p.add_argument("--watermark-key", metavar="KEY", default=None,
+                   help="a key of yours whose 16-bit digest the mark carries (vasa-detect --key KEY checks it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
@@ -63,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..core.acoustic_opening import OpeningModelError  # noqa: PLC0415
     from ..core.lip_seal import LipSealError  # noqa: PLC0415
     from ..core.motion_model import MotionModelError  # noqa: PLC0415
-    from ..core.pipeline import motion_for_audio, write_video  # noqa: PLC0415
+    from ..core.pipeline import model_files, motion_for_audio, write_video  # noqa: PLC0415
+    from ..core.provenance import statement  # noqa: PLC0415
+    from ..core.watermark import Watermarker  # noqa: PLC0415
     from ..core.portrait import PortraitError, load_portrait  # noqa: PLC0415
     from ..core.renderer import RendererError  # noqa: PLC0415
 
@@ -90,18 +97,28 @@ def main(argv: list[str] | None = None) -> int:
         emotion_intensity=args.emotion_intensity,
         motion_intensity=args.motion_intensity,
     )
+    if args.no_watermark and args.watermark_key:
+        return _fail("--watermark-key needs the watermark: drop --no-watermark")
+    watermark = None if args.no_watermark else Watermarker(args.watermark_key)
+    if watermark is None:
+        logging.warning("watermark off (--no-watermark): the frames carry no mark that tells them from real "
+                        "video; the file's metadata still states that it is synthetic")
     try:
         if args.sheet:
-            return _write_sheet(args)
+            return _write_sheet(args, watermark)
         motion = read_motion_csv(args.motion) if args.motion else None
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
         settings = motion_settings(args, fps=args.fps, seed=args.seed, controls=controls)
-        if motion is None:
+        from_audio = motion is None
+        if from_audio:
             motion = motion_for_audio(audio, settings)
+        # after the motion: the model files named are the ones that loaded
+        provenance = statement(model_files(settings) if from_audio else [], watermark)
         start = time.perf_counter()
         with _progress(len(motion), disable=args.quiet) as bar:
-            frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update)
+            frames = write_video(portrait, motion, audio, args.out, args.fps, progress=bar.update,
+                                 watermark=watermark, provenance=provenance)
         elapsed = time.perf_counter() - start
     except (AudioError, PortraitError, RendererError, MotionFileError, MotionModelError, LipSealError,
             OpeningModelError) as exc:
@@ -113,16 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write_sheet(args: argparse.Namespace) -> int:
+def _write_sheet(args: argparse.Namespace, watermark) -> int:
+    import numpy as np  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
     from ..core.portrait import load_portrait  # noqa: PLC0415
+    from ..core.provenance import png_text, statement  # noqa: PLC0415
     from ..core.renderer import FaceRenderer  # noqa: PLC0415
     from ..core.sheet import render_sheet  # noqa: PLC0415
 
-    renderer = FaceRenderer(load_portrait(args.portrait, args.size))
+    # the sheet is marked as one picture, so that its mark reads across the whole grid
+    renderer = FaceRenderer(load_portrait(args.portrait, args.size), watermark=None)
     try:
-        Image.fromarray(render_sheet(renderer)).save(args.sheet)
+        sheet = np.ascontiguousarray(render_sheet(renderer))
+        if watermark is not None:
+            watermark.apply(sheet)
+        Image.fromarray(sheet).save(args.sheet, pnginfo=png_text(statement(watermark=watermark)))
     finally:
         renderer.close()
     logging.info("wrote %s", args.sheet)
