@@ -158,6 +158,9 @@ def _read_video(path: Path, detector: ClipDetector, max_frames: int | None) -> t
                     break
         except (av.error.FFmpegError, OSError) as exc:
             warning = f"stopped after {detector.frames} frames: {_one_line(exc)}"
+        declared = stream.frames
+        if warning is None and declared and detector.frames < declared and not max_frames:
+            warning = f"the file ends after {detector.frames} of its {declared} frames (truncated?)"
     return provenance, warning
 
 

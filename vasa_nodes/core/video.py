@@ -32,7 +32,7 @@ class VideoWriter:
         self.provenance = provenance
         # use_metadata_tags: keys of our own (vasa_nodes.*) are kept, not only the standard ones.
         self._container = av.open(str(self.path), mode="w",
-                                  options={"movflags": "use_metadata_tags"} if provenance else {})
+                                  options={"movflags": "+faststart+use_metadata_tags" if provenance else "+faststart"})
         if provenance:
             self._container.metadata.update(mp4_tags(provenance))
         self._video = self._container.add_stream("libx264", rate=Fraction(fps, 1))
