@@ -131,6 +131,22 @@ def test_vasa_detect_on_images(clips, tmp_path):
     assert code == 0 and all(r["found"] and r["kind"] == "image" and r["frames"] == 1 for r in reports)
 
 
+def test_vasa_detect_finds_the_mark_in_a_cropped_reencoded_video(clips, tmp_path):
+    out = tmp_path / "cropped.mp4"
+    with av.open(str(clips["marked"])) as src, av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=25, options={"crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = 440, 440, "yuv420p"
+        for frame in src.decode(video=0):
+            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[60:500, 20:460])
+            dst.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        dst.mux(stream.encode())
+    code, (r,), _ = detect_json(out)
+    assert code == 0 and r["found"] and r["provenance"] is None  # the re-encode dropped the metadata
+    assert r["alignment"]["kept_fraction"] == pytest.approx(440 / 512, abs=0.01)
+    code, (r,), _ = detect_json("--no-search", out)
+    assert code == 1 and not r["found"]
+
+
 def test_vasa_detect_on_a_real_photo_and_a_sheet(portrait_path, tmp_path):
     code, (r,), _ = detect_json(portrait_path)
     assert code == 1 and not r["found"] and r["provenance"] is None

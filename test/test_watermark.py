@@ -100,6 +100,29 @@ def test_the_mark_survives_jpeg_90(marked):
         assert detect(decoded).found
 
 
+def crop(frame, fraction, at_x=0.5, at_y=0.5):
+    h, w = frame.shape[:2]
+    ch, cw = int(h * (1 - fraction)) // 2 * 2, int(w * (1 - fraction)) // 2 * 2
+    y0, x0 = int((h - ch) * at_y), int((w - cw) * at_x)
+    return np.ascontiguousarray(frame[y0:y0 + ch, x0:x0 + cw])
+
+
+def test_a_cropped_clip_is_found_by_searching_its_place(marked, unmarked):
+    cropped = h264([crop(f, 0.10, 0.3, 0.7) for f in marked], 28)
+    assert not detect_clip(cropped).detection.found  # the grid no longer lines up as it stands
+    clip = detect_clip(cropped, search=True)
+    assert clip.detection.found and clip.alignment is not None
+    assert clip.alignment.scale == pytest.approx(0.9, abs=0.01)
+    assert clip.alignment.x == pytest.approx(0.1 * 0.3 * 512, abs=3)
+    assert clip.alignment.y == pytest.approx(0.1 * 0.7 * 512, abs=3)
+    # an off-centre 20 % crop of a single frame, as a JPEG
+    ok, data = cv2.imencode(".jpg", crop(marked[7], 0.2, 1.0, 0.0)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert detect_clip([cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]], search=True).detection.found
+    # the search does not invent a mark where there is none
+    assert not detect_clip([crop(f, 0.10) for f in unmarked], search=True).detection.found
+    assert not detect_clip(unmarked, search=True).detection.found
+
+
 def test_a_key_is_carried_and_checked(unmarked):
     frame = Watermarker("robot-lab-7").apply(unmarked[3].copy())
     d = detect(frame)

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout: a list with one object per file")
     p.add_argument("--key", metavar="KEY", default=None,
                    help="also check that the mark carries this key (vasa-generate --watermark-key KEY)")
+    p.add_argument("--no-search", action="store_true",
+                   help="do not look for a cropped picture's place in its frame when the mark is not found as it "
+                        "stands (the search reads the file a second time)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="read at most N frames of each video or bag (default: all)")
     return p
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     results, status = [], EXIT_FOUND
     for path in args.files:
         try:
-            report = inspect_file(path, key=args.key, max_frames=args.max_frames)
+            report = inspect_file(path, key=args.key, max_frames=args.max_frames, search=not args.no_search)
         except UnreadableFile as exc:
             status = EXIT_ERROR
             results.append({"path": path, "error": str(exc)})
@@ -83,6 +86,10 @@ def _describe(report) -> str:
              f"  {report.kind}: mark in {report.frames_found}/{report.frames} {unit} on their own "
              f"({100 * report.fraction:.0f} %); all together: {32 - report.tag_errors}/32 tag bits, "
              f"score {report.score:.1f}, chance of this from unmarked material {report.p_value:.1e}"]
+    if report.alignment:
+        a = report.alignment
+        lines.append(f"  read re-aligned: a crop keeping {100 * a['kept_fraction']:.0f} % of the frame's width, "
+                     f"its corner at ({100 * a['x']:.1f} %, {100 * a['y']:.1f} %) of the frame")
     if report.topics:
         lines.append(f"  image topics: {', '.join(report.topics)}")
     if report.provenance:

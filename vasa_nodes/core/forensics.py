@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .provenance import read_manifest, statement_from_tags
-from .watermark import ClipDetector, Payload, key_digest
+from .watermark import SEARCH_FRAMES, ClipDetector, Payload, find_alignment, key_digest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 BAG_SUFFIXES = {".mcap", ".db3"}
@@ -54,6 +54,9 @@ class FileReport:
     """With a key to check: whether the mark carries that key's digest."""
     warning: str | None = None
     """What stopped the reading early (a truncated file), if anything."""
+    alignment: dict | None = None
+    """Where a cropped picture was found to sit in its frame (kept_fraction of the width, x
+    and y of its corner as fractions of the frame), when the mark was read re-aligned."""
 
     @property
     def fraction(self) -> float:
@@ -79,39 +82,70 @@ class FileReport:
             "score": round(self.score, 2) if math.isfinite(self.score) else None,
             "tag_errors": self.tag_errors,
             "provenance": self.provenance or None, "c2pa": self.c2pa,
-            "topics": self.topics or None, "warning": self.warning,
+            "topics": self.topics or None, "warning": self.warning, "alignment": self.alignment,
         }
 
 
-def inspect_file(path: str | Path, key: str | None = None, max_frames: int | None = None) -> FileReport:
+class _KeepingDetector(ClipDetector):
+    """A ClipDetector that also keeps the first `keep` images, for the crop search."""
+
+    def __init__(self, keep: int):
+        super().__init__()
+        self.keep, self.kept = keep, []
+
+    def add(self, image: np.ndarray):
+        if len(self.kept) < self.keep:
+            self.kept.append(np.array(image, copy=True))
+        return super().add(image)
+
+
+def inspect_file(path: str | Path, key: str | None = None, max_frames: int | None = None,
+                 search: bool = True) -> FileReport:
     """Read the mark and the provenance of one file. `key`: a watermark key to check;
-    `max_frames`: read at most this many frames (videos and bags)."""
+    `max_frames`: read at most this many frames (videos and bags); `search`: where the mark
+    is not found as the pictures stand, look for where a cropped picture sits in its frame
+    and read it again there (a second pass over the file)."""
     path = Path(path)
     if not path.exists():
         raise UnreadableFile("no such file")
-    detector = ClipDetector()
     if path.is_dir() or path.suffix.lower() in BAG_SUFFIXES:
         kind = "bag"
-        provenance, topics, warning = _read_bag(path, detector, max_frames)
-        c2pa = None
+
+        def read(detector):
+            provenance, topics, warning = _read_bag(path, detector, max_frames)
+            return provenance, None, topics, warning
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        kind, topics, warning = "image", [], None
-        provenance = _read_image(path, detector)
-        c2pa = read_manifest(path)
+        kind = "image"
+
+        def read(detector):
+            return _read_image(path, detector), read_manifest(path), [], None
     else:
-        kind, topics = "video", []
-        provenance, warning = _read_video(path, detector, max_frames)
-        c2pa = read_manifest(path)
+        kind = "video"
+
+        def read(detector):
+            provenance, warning = _read_video(path, detector, max_frames)
+            return provenance, read_manifest(path), [], warning
+
+    detector = _KeepingDetector(SEARCH_FRAMES)
+    provenance, c2pa, topics, warning = read(detector)
     if detector.frames == 0:
         if warning:
             raise UnreadableFile(warning)
         raise UnreadableFile("no images in it" if kind == "bag" else "no frames in it")
     clip = detector.result()
+    if search and not clip.detection.found:
+        alignment = find_alignment(detector.kept)
+        if alignment is not None:
+            aligned = ClipDetector(alignment)
+            read(aligned)
+            if aligned.frames and aligned.result().detection.found:
+                clip = aligned.result()
     d = clip.detection
     report = FileReport(path=str(path), kind=kind, found=d.found, frames=clip.frames,
                         frames_found=clip.frames_found, payload=d.payload if d.found else None,
                         crc_ok=d.crc_ok, tag_errors=d.tag_errors, score=d.score, p_value=d.p_value,
-                        provenance=provenance, c2pa=c2pa, topics=topics, warning=warning)
+                        provenance=provenance, c2pa=c2pa, topics=topics, warning=warning,
+                        alignment=clip.alignment.as_dict() if clip.alignment else None)
     if key is not None:
         report.key_match = bool(d.found and d.crc_ok and d.payload.key == key_digest(key))
     return report

@@ -22,8 +22,11 @@ How (spread spectrum in the luma, fixed in the frame):
   toss) that happens with probability 9.4e-6 per frame or clip. Video frames add up
   their evidence, so a clip is detected even where single frames are not.
 
-It does not survive a crop or a strong geometric change (rotation, a changed aspect
-ratio): the grid must line up with the frame's (README, Known limits).
+A cropped (or cropped and rescaled) picture is read by first finding where it sits in its
+frame (`find_alignment`: the tag's pattern matched at every scale down to 60 % of the
+width and every offset); a mark found that way must match more closely, as the search
+tries many placements. Rotation and a changed aspect ratio are not searched (README,
+Known limits).
 """
 
 from __future__ import annotations
@@ -168,13 +171,53 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return y
 
 
-def frame_evidence(image: np.ndarray) -> np.ndarray:
-    """Per-bit soft evidence of one frame (RGB or grey, any size): 64 values, each ~N(0, 1)
-    on unmarked material; their signs are the bits. Add them up over the frames of a clip."""
+@dataclass(frozen=True)
+class Alignment:
+    """Where an image sits in the frame it came from, for a cropped or shifted picture: the
+    image, resized uniformly to `width` x `height` canonical pixels (the frame being
+    CANONICAL² pixels), has its top-left corner at (`x`, `y`)."""
+
+    width: int
+    height: int
+    x: int
+    y: int
+
+    @property
+    def scale(self) -> float:
+        """The fraction of the frame's width the image covers."""
+        return self.width / CANONICAL
+
+    def as_dict(self) -> dict:
+        return {"kept_fraction": round(self.scale, 3), "x": round(self.x / CANONICAL, 4),
+                "y": round(self.y / CANONICAL, 4)}
+
+
+def _canonical(image: np.ndarray, alignment: Alignment | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The luma in the frame's canonical CANONICAL² pixels, and which pixels the image covers
+    (None: all of them)."""
     y = _luma(image)
     h, w = y.shape
-    interp = cv2.INTER_AREA if min(h, w) >= CANONICAL else cv2.INTER_LINEAR
-    y = cv2.resize(y, (CANONICAL, CANONICAL), interpolation=interp)
+    if alignment is None:
+        interp = cv2.INTER_AREA if min(h, w) >= CANONICAL else cv2.INTER_LINEAR
+        return cv2.resize(y, (CANONICAL, CANONICAL), interpolation=interp), None
+    a = alignment
+    interp = cv2.INTER_AREA if a.width < w else cv2.INTER_LINEAR
+    placed = cv2.resize(y, (a.width, a.height), interpolation=interp)
+    x1, y1 = min(CANONICAL, a.x + a.width), min(CANONICAL, a.y + a.height)
+    covered = np.zeros((CANONICAL, CANONICAL), np.float32)
+    covered[a.y:y1, a.x:x1] = 1.0
+    # outside the picture: its edge repeated, so that the neighbour predictions stay calm
+    canvas = cv2.copyMakeBorder(placed[:y1 - a.y, :x1 - a.x], a.y, CANONICAL - y1, a.x, CANONICAL - x1,
+                                cv2.BORDER_REPLICATE)
+    return canvas, covered
+
+
+def frame_evidence(image: np.ndarray, alignment: Alignment | None = None) -> np.ndarray:
+    """Per-bit soft evidence of one frame (RGB or grey, any size): 64 values, each ~N(0, 1)
+    on unmarked material; their signs are the bits. Add them up over the frames of a clip.
+    `alignment`: where a cropped image sits in its frame (`find_alignment`); None: the image
+    is the whole frame."""
+    y, covered = _canonical(image, alignment)
     chip = cv2.resize(y, (GRID, GRID), interpolation=cv2.INTER_AREA)
     # Each chip predicted from its four neighbours: the picture's smooth content goes.
     pred = cv2.filter2D(chip, -1, _NEIGHBOURS, borderType=cv2.BORDER_REFLECT)
@@ -182,12 +225,93 @@ def frame_evidence(image: np.ndarray) -> np.ndarray:
     # Textured chips say less: weigh each by the inverse of its fine detail's energy.
     fine = y - cv2.blur(y, (3, 3))
     weight = 1.0 / (cv2.resize(fine * fine, (GRID, GRID), interpolation=cv2.INTER_AREA) + ACTIVITY_FLOOR)
+    if covered is not None:
+        # only chips the picture covers whole, with their four neighbours
+        full = cv2.resize(covered, (GRID, GRID), interpolation=cv2.INTER_AREA) > 0.999
+        full = cv2.erode(full.astype(np.uint8), np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8),
+                         borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
+        weight = np.where(full, weight, 0.0).astype(np.float32)
     owner, sign = _layout()
     terms = (r * weight).ravel()
     corr = np.bincount(owner.ravel(), weights=terms * sign.ravel(), minlength=N_BITS)
     # Each bit's sum over its chips, divided by its spread were the signs random: ~N(0, 1) unmarked.
     spread = np.sqrt(np.bincount(owner.ravel(), weights=terms * terms, minlength=N_BITS)) + 1e-9
     return (corr / spread).astype(np.float64)
+
+
+# -- finding a cropped frame's place ----------------------------------------------------
+
+MIN_KEPT = 0.6
+"""The smallest crop searched: 60 % of the frame's width kept."""
+SEARCH_HYPOTHESES = 50_000
+"""About how many independent placements the search tries (scales x offsets at the scale of a
+chip); a mark found by search must beat this many chances (`decide(..., searched=True)`)."""
+MAX_SEARCHED_TAG_ERRORS = 1
+
+
+@lru_cache(maxsize=1)
+def _tag_template() -> np.ndarray:
+    """The pixel pattern of the 32 tag bits' chips (the rest, unknown, left at 0)."""
+    owner, sign = _layout()
+    symbols = Payload().bits().astype(np.float32) * 2.0 - 1.0
+    chips = np.where(owner < 32, sign * symbols[owner], 0.0).astype(np.float32)
+    up = cv2.resize(chips, (CANONICAL, CANONICAL), interpolation=cv2.INTER_NEAREST)
+    return cv2.GaussianBlur(up, (0, 0), 0.3 * CANONICAL / GRID)
+
+
+def _band(y: np.ndarray) -> np.ndarray:
+    """The luma's detail at the chips' scale, textured places weighed less."""
+    cell = CANONICAL / GRID
+    r = y - cv2.GaussianBlur(y, (0, 0), cell / 2)
+    fine = y - cv2.blur(y, (3, 3))
+    return np.clip(r, -3.0, 3.0) / (cv2.GaussianBlur(fine * fine, (0, 0), cell / 2) + ACTIVITY_FLOOR)
+
+
+def find_alignment(images, min_kept: float = MIN_KEPT) -> Alignment | None:
+    """Where a cropped (and possibly rescaled) picture sits in its frame, found by matching
+    the tag's pattern at every scale from the whole frame down to `min_kept` of its width
+    and every offset; the images (frames of one clip, cropped alike) are matched together.
+    Only uniform scaling is searched: not rotation, not a changed aspect ratio. None: the
+    pictures are not smaller than a frame could be."""
+    lumas = [_luma(image) for image in images]
+    if not lumas:
+        return None
+    h, w = lumas[0].shape
+    template = _tag_template()
+    template_rms = float(np.sqrt(np.mean(template * template)))
+
+    def score(width: int) -> tuple[float, Alignment] | None:
+        height = int(round(width * h / w))
+        if not (GRID <= width <= CANONICAL and GRID <= height <= CANONICAL):
+            return None
+        interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+        total, energy = None, 0.0
+        for y in lumas:
+            band = _band(cv2.resize(y, (width, height), interpolation=interp))
+            c = cv2.matchTemplate(template, band, cv2.TM_CCORR)
+            total = c if total is None else total + c
+            energy += float(np.sum(band * band))
+        iy, ix = np.unravel_index(int(np.argmax(total)), total.shape)
+        # the peak in standard deviations of the correlation with a picture that has no mark
+        spread = np.sqrt(energy) * template_rms * np.sqrt(width * height) + 1e-9
+        return float(total[iy, ix]) / spread, Alignment(width, height, int(ix), int(iy))
+
+    best = None
+    coarse = max(1, int(round(0.02 * CANONICAL)))
+    widths = list(range(CANONICAL, int(min_kept * CANONICAL) - 1, -coarse))
+    for width in widths:
+        s = score(width)
+        if s and (best is None or s[0] > best[0]):
+            best = s
+    if best is None:
+        return None
+    fine = max(1, int(round(0.004 * CANONICAL)))
+    centre = best[1].width
+    for width in range(centre - coarse, centre + coarse + 1, fine):
+        s = score(width)
+        if s and s[0] > best[0]:
+            best = s
+    return best[1]
 
 
 @dataclass
@@ -217,8 +341,10 @@ def _binomial_tail(errors: int, n: int = 32) -> float:
     return float(sum(math.comb(n, k) for k in range(errors + 1)) / 2.0 ** n)
 
 
-def decide(evidence: np.ndarray, frames: int = 1) -> Detection:
-    """The mark read from evidence summed over `frames` frames."""
+def decide(evidence: np.ndarray, frames: int = 1, searched: bool = False) -> Detection:
+    """The mark read from evidence summed over `frames` frames. `searched`: read at a placement
+    that `find_alignment` chose among many, so the tag must match more closely
+    (MAX_SEARCHED_TAG_ERRORS) and the checksum hold, and the chance is counted over them all."""
     evidence = np.asarray(evidence, np.float64)
     bits = (evidence > 0).astype(np.uint8)
     tag = _tag_bits()
@@ -226,8 +352,14 @@ def decide(evidence: np.ndarray, frames: int = 1) -> Detection:
     payload, crc_ok = Payload.from_bits(bits)
     signed = np.where(tag == 1, 1.0, -1.0) * evidence[:32]
     score = float(signed.sum() / np.sqrt(32.0 * max(frames, 1)))
-    return Detection(found=errors <= MAX_TAG_ERRORS, payload=payload, crc_ok=crc_ok, tag_errors=errors,
-                     score=score, p_value=_binomial_tail(errors))
+    if searched:
+        # the whole tag, or all but one bit and a payload whose checksum holds
+        found = errors == 0 or (errors <= MAX_SEARCHED_TAG_ERRORS and crc_ok)
+        chance = _binomial_tail(errors) / (256.0 if errors and found else 1.0)  # a checksum holds by chance 1 in 256
+        p_value = min(1.0, SEARCH_HYPOTHESES * chance)
+    else:
+        found, p_value = errors <= MAX_TAG_ERRORS, _binomial_tail(errors)
+    return Detection(found=found, payload=payload, crc_ok=crc_ok, tag_errors=errors, score=score, p_value=p_value)
 
 
 def detect(image: np.ndarray) -> Detection:
@@ -243,6 +375,8 @@ class ClipDetection:
     detection: Detection
     frames: int
     frames_found: int
+    alignment: Alignment | None = None
+    """Where the pictures were found to sit in their frame, when they were read re-aligned."""
 
     @property
     def fraction(self) -> float:
@@ -250,15 +384,16 @@ class ClipDetection:
 
 
 class ClipDetector:
-    """Adds up the evidence of frames as they come."""
+    """Adds up the evidence of frames as they come (at `alignment`, for cropped pictures)."""
 
-    def __init__(self):
+    def __init__(self, alignment: Alignment | None = None):
+        self.alignment = alignment
         self.evidence = np.zeros(N_BITS)
         self.frames = 0
         self.frames_found = 0
 
     def add(self, image: np.ndarray) -> Detection:
-        e = frame_evidence(image)
+        e = frame_evidence(image, self.alignment)
         self.evidence += e
         self.frames += 1
         d = decide(e)
@@ -266,15 +401,33 @@ class ClipDetector:
         return d
 
     def result(self) -> ClipDetection:
-        return ClipDetection(decide(self.evidence, self.frames), self.frames, self.frames_found)
+        return ClipDetection(decide(self.evidence, self.frames, searched=self.alignment is not None),
+                             self.frames, self.frames_found, self.alignment)
 
 
-def detect_clip(frames) -> ClipDetection:
-    """Read the mark of a sequence of frames (an iterable of images)."""
+def detect_clip(frames, search: bool = False) -> ClipDetection:
+    """Read the mark of a sequence of frames (an iterable of images). `search`: where the
+    mark is not found as it stands, look for a crop's placement (`find_alignment`, on the
+    first SEARCH_FRAMES frames) and read again there."""
+    frames = list(frames) if search else frames
     detector = ClipDetector()
     for image in frames:
         detector.add(image)
-    return detector.result()
+    result = detector.result()
+    if not search or result.detection.found:
+        return result
+    alignment = find_alignment(frames[:SEARCH_FRAMES])
+    if alignment is None:
+        return result
+    aligned = ClipDetector(alignment)
+    for image in frames:
+        aligned.add(image)
+    again = aligned.result()
+    return again if again.detection.found else result
+
+
+SEARCH_FRAMES = 10
+"""How many frames of a clip the crop search matches together."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
