@@ -5,6 +5,7 @@ A live run of the graph is recorded with vasa-avatar --record, listed by rosbags
 off are read as far as they go."""
 
 import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -165,6 +166,12 @@ def test_a_live_run_is_recorded_with_every_graph_topic(recorded):
     assert custom["vasa_nodes.digital_source_type"] == \
         "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
     assert custom["vasa_nodes.synthetic"] == "true" and custom["vasa_nodes.watermark"].startswith("vasa_nodes mark")
+    # vasa-detect finds the mark in the recorded images and the statement in the metadata
+    run = subprocess.run([str(BIN / "vasa-detect"), str(recorded["bag"]), "--json", "--max-frames", "10"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    (report,) = json.loads(run.stdout)
+    assert report["found"] and report["frames_found"] == 10 and report["provenance"]["synthetic"] == "true"
 
 
 def test_live_images_equal_their_recorded_motion_rendered_again(recorded, portrait_path):
@@ -256,7 +263,7 @@ def _truncated_copy(bag: Path, dest: Path, fraction: float) -> Path:
 def test_a_truncated_bag_is_replayed_from_motion_as_far_as_it_reads(recorded, portrait_path, config, tmp_path):
     """--play-from motion: only face_renderer re-renders the recorded motion, so the replayed images
     are the recorded ones, on a shifted clock. The bag broke off: one WARN line, the rest is played.
-    The replay itself is recorded, in sqlite3."""
+    The replay runs in another namespace than the recording, and is itself recorded, in sqlite3."""
     broken = _truncated_copy(recorded["bag"], tmp_path / "broken", 0.6)
     with Reader(recorded["bag"]) as reader:
         conns = [c for c in reader.connections if c.topic == "/vasa/image"]
@@ -273,8 +280,8 @@ def test_a_truncated_bag_is_replayed_from_motion_as_far_as_it_reads(recorded, po
     again = tmp_path / "replay_db"
     code, stderr = _run_avatar(
         ["--portrait", str(portrait_path), "--config", str(config), "--play", str(broken), "--play-from", "motion",
-         "--record", str(again), "--storage", "sqlite3"],
-        [(Image, "/vasa/image", IMAGE_QOS,
+         "--record", str(again), "--storage", "sqlite3", "--namespace", "robot1"],
+        [(Image, "/robot1/vasa/image", IMAGE_QOS,
           lambda m: replayed.append((_stamp_ns(m), hashlib.sha1(bytes(m.data)).hexdigest())))],
         lambda: len(replayed) >= readable - 2, timeout_s=60)
     assert code == 0, stderr[-3000:]
@@ -298,8 +305,9 @@ def test_a_truncated_bag_is_replayed_from_motion_as_far_as_it_reads(recorded, po
         counts = {c.topic: c.msgcount for c in reader.connections}
         custom = dict(reader.storage.metadata.custom or {})
     assert next(again.glob("*.db3"))
-    assert types["/vasa/face_motion"] == "vasa_nodes/msg/FaceMotion" and types["/vasa/image"] == "sensor_msgs/msg/Image"
-    assert counts["/vasa/image"] >= 0.8 * len(replayed)
+    assert types == {"/robot1/vasa/face_motion": "vasa_nodes/msg/FaceMotion", "/robot1/vasa/audio":
+                     "vasa_nodes/msg/AudioChunk", "/robot1/vasa/image": "sensor_msgs/msg/Image"}
+    assert counts["/robot1/vasa/image"] >= 0.8 * len(replayed)
     assert custom["vasa_nodes.synthetic"] == "true"
 
 
