@@ -119,10 +119,6 @@ def deserialize(raw: bytes, msgtype: str):
     return typestore().deserialize_cdr(raw, msgtype)
 
 
-def serialize(msg, msgtype: str) -> bytes:
-    return bytes(typestore().serialize_cdr(msg, msgtype))
-
-
 # -- writing ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
