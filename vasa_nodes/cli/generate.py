@@ -1,8 +1,9 @@
 """vasa-generate: portrait + speech audio -> talking-face mp4 (H.264 + AAC), no ROS needed.
 
-Three modes:
+Four modes:
   --audio AUDIO --out OUT.mp4             motion generated from the speech
   --motion MOTION.csv [--audio A] --out   motion from a Live Link Face style CSV
+  --bag BAG --out OUT.mp4                 a recorded session (its FaceMotion and speech) rendered offline
   --sheet OUT.png                         a labelled grid of expressions, poses and gazes
 """
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", metavar="MOTION.csv",
                    help="render this motion (Live Link Face CSV: ARKit blendshape columns, HeadYaw/HeadPitch/"
                         "HeadRoll, Left/RightEyeYaw/Pitch; one row per frame at --fps) instead of generating it")
+    p.add_argument("--bag", metavar="BAG",
+                   help="render a session recorded with vasa-avatar --record (a rosbag2 bag: its vasa/face_motion "
+                        "at its own frame rate, with its vasa/audio as the sound track) instead of generating motion")
     p.add_argument("--out", metavar="OUT.mp4", help="output video file")
     p.add_argument("--sheet", metavar="OUT.png",
                    help="write a labelled grid of the portrait's expressions, head poses and gazes, and exit")
@@ -79,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     if not 64 <= args.size <= 2048:
         return _fail(f"--size must be within 64..2048, got {args.size}")
     if args.sheet:
-        if args.out or args.motion:
-            return _fail("--sheet writes a PNG and takes no --out or --motion")
+        if args.out or args.motion or args.bag:
+            return _fail("--sheet writes a PNG and takes no --out, --motion or --bag")
     elif not args.out:
         return _fail("give --out OUT.mp4 (or --sheet OUT.png)")
-    elif not args.audio and not args.motion:
+    elif args.bag and (args.audio or args.motion):
+        return _fail("--bag renders the recorded motion and speech: drop --audio and --motion")
+    elif not args.audio and not args.motion and not args.bag:
         return _fail("give --audio (speech to animate) or --motion (a motion CSV)")
     elif not args.out.lower().endswith((".mp4", ".m4v", ".mov")):
         return _fail(f"--out must end in .mp4 (or .m4v/.mov), got {args.out}")
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.sheet:
             return _write_sheet(args, watermark)
+        if args.bag:
+            return _render_bag(args, watermark)
         motion = read_motion_csv(args.motion) if args.motion else None
         audio = load_audio(args.audio, min_duration_s=1.0 / args.fps) if args.audio else None
         portrait = load_portrait(args.portrait, args.size)
@@ -127,6 +135,39 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("interrupted", code=130)
     logging.info("wrote %s: %d frames (%.2f s) at %d fps, %.1f frames/s", args.out, frames, frames / args.fps,
                  args.fps, frames / max(elapsed, 1e-9))
+    return 0
+
+
+def _render_bag(args: argparse.Namespace, watermark) -> int:
+    """--bag: the recorded FaceMotion on its video clock, the recorded speech beside it."""
+    from ..core.audio import SAMPLE_RATE, Audio  # noqa: PLC0415
+    from ..core.bag import BagError, BagReader, session_audio, session_motion  # noqa: PLC0415
+    from ..core.pipeline import write_video  # noqa: PLC0415
+    from ..core.portrait import load_portrait  # noqa: PLC0415
+    from ..core.provenance import statement  # noqa: PLC0415
+
+    try:
+        with BagReader(args.bag) as reader:
+            session = session_motion(reader)
+            samples = session_audio(reader, session.start_ns, len(session.frames) / session.fps)
+            if reader.warning:
+                logging.warning(reader.warning)
+    except BagError as exc:
+        return _fail(str(exc))
+    fps = int(round(session.fps))
+    if abs(fps - session.fps) > 1e-6 or fps <= 0:
+        return _fail(f"{args.bag}: recorded motion at {session.fps:g} frames/s; only whole rates can be rendered")
+    if samples is None:
+        logging.warning("%s: no speech recorded on vasa/audio; the video has no sound track", args.bag)
+    portrait = load_portrait(args.portrait, args.size)
+    start = time.perf_counter()
+    with _progress(len(session.frames), disable=args.quiet) as bar:
+        frames = write_video(portrait, session.frames, None if samples is None else Audio(samples, SAMPLE_RATE),
+                             args.out, fps, progress=bar.update, watermark=watermark,
+                             provenance=statement([], watermark))
+    elapsed = time.perf_counter() - start
+    logging.info("wrote %s: %d frames (%.2f s) at %d fps from %d recorded motion frames, %.1f frames/s", args.out,
+                 frames, frames / fps, fps, session.recorded, frames / max(elapsed, 1e-9))
     return 0
 
 
