@@ -7,7 +7,7 @@ CompressedImage messages) and returns a `FileReport`. A file it cannot read rais
 `UnreadableFile` with one line saying why; a file that breaks off part way is reported on
 what could be read, with the reason in `FileReport.warning`.
 
-ROS-free: the bag is read with rosbags, without rclpy.
+ROS-free: bags are read with core/bag.py (rosbags and mcap), without rclpy.
 """
 
 from __future__ import annotations
@@ -199,34 +199,28 @@ def _read_video(path: Path, detector: ClipDetector, max_frames: int | None) -> t
 
 
 def _read_bag(path: Path, detector: ClipDetector, max_frames: int | None) -> tuple[dict, list[str], str | None]:
-    from rosbags.rosbag2 import Reader  # noqa: PLC0415
-    from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415
+    from .bag import BagError, BagReader, deserialize  # noqa: PLC0415
 
-    store = get_typestore(Stores.ROS2_KILTED)
     try:
-        reader = Reader(path)
-        reader.open()
-    except Exception as exc:  # rosbags raises ReaderError, ValueError, KeyError, … on bad bags
+        reader = BagReader(path)
+    except BagError as exc:
         raise UnreadableFile(f"not a rosbag2 bag that can be read ({_one_line(exc)})") from None
     warning = None
-    topics: list[str] = []
-    try:
-        custom = getattr(getattr(reader.storage, "metadata", None), "custom", None) or {}
-        provenance = statement_from_tags(dict(custom))
-        connections = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
-        topics = sorted({c.topic for c in connections})
-        if connections:
+    with reader:
+        provenance = statement_from_tags(reader.custom_data)
+        topics = sorted(t.topic for t in reader.topics if t.msgtype in IMAGE_TYPES)
+        if topics:
             try:
-                for conn, _, raw in reader.messages(connections=connections):
-                    image = _bag_image(store.deserialize_cdr(raw, conn.msgtype), conn.msgtype)
+                for message in reader.messages(topics):
+                    image = _bag_image(deserialize(message.raw, message.msgtype), message.msgtype)
                     if image is not None:
                         detector.add(image)
                     if max_frames and detector.frames >= max_frames:
                         break
-            except Exception as exc:  # a truncated or corrupt chunk: report what was read
+            except Exception as exc:  # a damaged message or chunk: report what was read
                 warning = f"stopped after {detector.frames} images: {_one_line(exc)}"
-    finally:
-        reader.close()
+        if warning is None and reader.warning:
+            warning = reader.warning.split(": ", 1)[-1]
     return provenance, topics, warning
 
 
