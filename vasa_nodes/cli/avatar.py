@@ -1,22 +1,33 @@
 """vasa-avatar: start the five-node graph from the YAML config, like avatar.launch.py, without ros2 launch.
 
 Each node runs in its own process with `--ros-args --params-file CONFIG`, plus the
-overrides given here. Ctrl-C (or SIGTERM) stops them all; if one node fails, the others
-are stopped and the exit code is non-zero.
+overrides given here. Ctrl-C (or SIGTERM) stops them all. The nodes are supervised: one
+that dies (a crash, kill -9) is restarted alone, with one log line, after a short backoff
+and at most MAX_RESTARTS_PER_MINUTE times a minute; one that cannot start
+(EXIT_STARTUP_ERROR: unreadable portrait, no face, bad parameter) stops the graph, since no
+restart would fix it, and so does a node that keeps dying. The nodes also stop when
+vasa-avatar itself is killed (the kernel sends them SIGTERM when it goes).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
+
+from vasa_nodes.nodes.common import EXIT_STARTUP_ERROR
 
 PROG = "vasa-avatar"
 NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+FOXGLOVE_PORT = 8765
+RESTART_DELAYS_S = (0.2, 1.0, 2.0, 4.0)  # backoff before the 1st, 2nd, 3rd, further restarts within a minute
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 def default_config() -> Path:
@@ -35,7 +46,8 @@ def default_config() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes).")
+    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes), "
+                                "restarting a node that dies.")
     p.add_argument("--portrait", required=True, metavar="IMG", help="portrait image to animate")
     p.add_argument("--audio", default=None, metavar="SOURCE",
                    help="'topic' (AudioChunk on vasa/audio_in), 'mic', or an audio file to play "
@@ -50,13 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "(face_renderer watermark:=false; on by default, turning it off is logged)")
     p.add_argument("--watermark-key", default=None, metavar="KEY",
                    help="a key whose digest the mark carries (vasa-detect --key KEY checks it)")
+    p.add_argument("--foxglove", type=_port, nargs="?", const=FOXGLOVE_PORT, default=None, metavar="PORT",
+                   help=f"also run foxglove_bridge: a live view in Foxglove on ws://HOST:PORT "
+                        f"(default port {FOXGLOVE_PORT})")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return port
+
+
+def node_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The nodes this run starts: the five, plus foxglove_bridge with --foxglove."""
+    return NODES + (("foxglove_bridge",) if args.foxglove is not None else ())
+
+
 def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]]:
     """The command line of each node process."""
-    overrides: dict[str, list[str]] = {name: [] for name in NODES}
+    names = node_names(args)
+    overrides: dict[str, list[str]] = {name: [] for name in names}
     overrides["face_renderer"] += ["-p", f"portrait:={os.path.abspath(args.portrait)}"]
     if args.size is not None:
         overrides["face_renderer"] += ["-p", f"size:={args.size}"]
@@ -70,8 +101,10 @@ def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]
         overrides["audio_capture"] += ["-p", "source:=file", "-p", f"file:={os.path.abspath(args.audio)}"]
     if args.loop:
         overrides["audio_capture"] += ["-p", "loop:=true"]
+    if args.foxglove is not None:
+        overrides["foxglove_bridge"] += ["-p", f"port:={args.foxglove}"]
     commands = {}
-    for name in NODES:
+    for name in names:
         # -P: never let the working directory (e.g. a source checkout) shadow the installed package.
         cmd = [sys.executable, "-P", "-m", f"vasa_nodes.nodes.{name}", "--ros-args", "-r", f"__node:={name}",
                "--params-file", str(config), "--log-level", args.log_level]
@@ -106,23 +139,70 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
-    # node exactly once (a second SIGINT would interrupt a node's clean shutdown).
-    procs = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in node_commands(args, config).items()}
+    commands = node_commands(args, config)
+    procs = {name: _start(cmd) for name, cmd in commands.items()}
+    restarts: dict[str, deque[float]] = {name: deque() for name in commands}
+    due: dict[str, float] = {}  # node -> when it is restarted
     code = 0
     try:
         while not stopping:
+            now = time.monotonic()
             for name, proc in procs.items():
+                if name in due:
+                    if now >= due[name]:
+                        procs[name] = _start(commands[name])
+                        del due[name]
+                    continue
                 rc = proc.poll()
-                if rc is not None:
-                    print(f"{PROG}: error: {name} exited with code {rc}; stopping the graph", file=sys.stderr)
-                    code = 1
-                    stopping = True
+                if rc is None:
+                    continue
+                if rc == EXIT_STARTUP_ERROR:
+                    print(f"{PROG}: error: {name} could not start (exit code {rc}); stopping the graph",
+                          file=sys.stderr)
+                    code, stopping = 1, True
                     break
-            time.sleep(0.1)
+                recent = restarts[name]
+                while recent and recent[0] < now - 60.0:
+                    recent.popleft()
+                if len(recent) >= MAX_RESTARTS_PER_MINUTE:
+                    print(f"{PROG}: error: {name} {_how(rc)} after {len(recent)} restarts within a minute; "
+                          f"stopping the graph", file=sys.stderr)
+                    code, stopping = 1, True
+                    break
+                delay = RESTART_DELAYS_S[min(len(recent), len(RESTART_DELAYS_S) - 1)]
+                recent.append(now)
+                due[name] = now + delay
+                print(f"{PROG}: {name} {_how(rc)}; restarting it in {delay:g} s "
+                      f"(restart {len(recent)} in the last minute)", file=sys.stderr, flush=True)
+            time.sleep(0.05)
     finally:
-        _stop_all(procs)
+        _stop_all({name: proc for name, proc in procs.items() if name not in due})
     return code
+
+
+def _how(rc: int) -> str:
+    """How a node process ended, for the log."""
+    if rc < 0:
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with code {rc}"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when vasa-avatar goes, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
+    # node exactly once (a second SIGINT would interrupt a node's clean shutdown).
+    return subprocess.Popen(cmd, start_new_session=True,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
 
 
 def _stop_all(procs: dict[str, subprocess.Popen], timeout_s: float = 5.0) -> None:
