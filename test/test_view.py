@@ -278,3 +278,16 @@ def test_foxglove_client_receives_the_live_face(renderer, ros):
     finally:
         out = bridge.stop()
     assert bridge.proc.returncode == 0 and "Traceback" not in out, out
+
+
+def test_preview_without_a_display_warns_once_and_leaves_the_graph_alone():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, "-P", "-m", "vasa_nodes.nodes.preview", "--ros-args"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    # Exit code 0: vasa-avatar --preview does not restart it, and the other nodes run on.
+    assert r.returncode == 0 and len(lines) == 1, lines
+    assert "[WARN]" in lines[0] and "[preview]" in lines[0]
+    assert "no display (DISPLAY and WAYLAND_DISPLAY are unset): no preview window" in lines[0]

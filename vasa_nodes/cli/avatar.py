@@ -2,7 +2,7 @@
 
 Each node runs in its own process with `--ros-args --params-file CONFIG`, plus the
 overrides given here. Ctrl-C (or SIGTERM) stops them all. The nodes are supervised: one
-that dies (a crash, kill -9) is restarted alone, with one log line, after a short backoff
+that dies (a crash, kill -9: any exit code but 0) is restarted alone, with one log line, after a short backoff
 and at most MAX_RESTARTS_PER_MINUTE times a minute; one that cannot start
 (EXIT_STARTUP_ERROR: unreadable portrait, no face, bad parameter) stops the graph, since no
 restart would fix it, and so does a node that keeps dying. The nodes also stop when
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foxglove", type=_port, nargs="?", const=FOXGLOVE_PORT, default=None, metavar="PORT",
                    help=f"also run foxglove_bridge: a live view in Foxglove on ws://HOST:PORT "
                         f"(default port {FOXGLOVE_PORT})")
+    p.add_argument("--preview", action="store_true",
+                   help="also show the face in a window (the preview node; with no display: one warning)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
 
@@ -80,8 +82,8 @@ def _port(text: str) -> int:
 
 
 def node_names(args: argparse.Namespace) -> tuple[str, ...]:
-    """The nodes this run starts: the five, plus foxglove_bridge with --foxglove."""
-    return NODES + (("foxglove_bridge",) if args.foxglove is not None else ())
+    """The nodes this run starts: the five, plus foxglove_bridge with --foxglove and preview with --preview."""
+    return NODES + (("foxglove_bridge",) if args.foxglove is not None else ()) + (("preview",) if args.preview else ())
 
 
 def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]]:
@@ -140,14 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     commands = node_commands(args, config)
+    if args.preview:
+        from vasa_nodes.nodes.preview import no_display_reason  # noqa: PLC0415
+
+        reason = no_display_reason()
+        if reason:
+            print(f"{PROG}: warning: --preview: {reason}; not showing a preview window", file=sys.stderr)
+            del commands["preview"]
     procs = {name: _start(cmd) for name, cmd in commands.items()}
     restarts: dict[str, deque[float]] = {name: deque() for name in commands}
     due: dict[str, float] = {}  # node -> when it is restarted
+    done: set[str] = set()  # nodes that stopped cleanly by themselves
     code = 0
     try:
         while not stopping:
             now = time.monotonic()
             for name, proc in procs.items():
+                if name in done:
+                    continue
                 if name in due:
                     if now >= due[name]:
                         procs[name] = _start(commands[name])
@@ -155,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rc = proc.poll()
                 if rc is None:
+                    continue
+                if rc == 0:  # it stopped on request (SIGINT, SIGTERM, its window closed): not a crash
+                    print(f"{PROG}: {name} stopped (exit code 0); not restarting it", file=sys.stderr, flush=True)
+                    done.add(name)
                     continue
                 if rc == EXIT_STARTUP_ERROR:
                     print(f"{PROG}: error: {name} could not start (exit code {rc}); stopping the graph",
@@ -176,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(restart {len(recent)} in the last minute)", file=sys.stderr, flush=True)
             time.sleep(0.05)
     finally:
-        _stop_all({name: proc for name, proc in procs.items() if name not in due})
+        _stop_all({name: proc for name, proc in procs.items() if name not in due and name not in done})
     return code
 
 
