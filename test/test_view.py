@@ -126,6 +126,36 @@ class MotionSender:
             self.k += 1
 
 
+def test_resting_face_eases_out_of_the_stream_and_back():
+    from vasa_nodes.core.blendshapes import INDEX
+    from vasa_nodes.core.resting_face import RestingFace
+
+    rest = RestingFace(fps=FPS, blend_s=0.4)
+    streamed = [rest.received(talking(k)) for k in range(5)]
+    assert all(np.array_equal(a.to_vector(), talking(k).to_vector()) for k, a in enumerate(streamed))
+    jaw = INDEX["jawOpen"]
+    last = talking(4).blendshapes[jaw]
+    resting = [rest.resting() for _ in range(30)]
+    assert rest.resting_now
+    jaws = np.array([f.blendshapes[jaw] for f in resting])
+    # The jaw closes over the 10 blend frames, in steps far smaller than the whole change, then rests shut.
+    assert jaws[0] < last and np.all(np.diff(jaws[:10]) <= 1e-6) and jaws[10:].max() < 0.02
+    assert np.abs(np.diff(np.concatenate([[last], jaws]))).max() < 0.35 * last
+    assert [f.frame_index for f in resting] == list(range(5, 35))
+    # The resting face lives: it blinks and the head sways.
+    blink = np.array([f.blendshapes[INDEX["eyeBlinkLeft"]] for f in resting + [rest.resting() for _ in range(100)]])
+    assert blink.max() > 0.8
+    assert np.ptp([f.head_rotation[0] for f in resting]) > 1e-3
+    # Back: eased in from the resting face, then the stream as it is.
+    back = [rest.received(talking(k)) for k in range(135, 150)]
+    assert not rest.resting_now
+    jaws = np.array([f.blendshapes[jaw] for f in back])
+    wanted = np.array([talking(k).blendshapes[jaw] for k in range(135, 150)])
+    assert np.all(np.abs(jaws[:10] - wanted[:10]) <= np.abs(wanted[:10]) + 1e-6)
+    assert np.abs(jaws[0] - wanted[0]) > 0.5 * abs(wanted[0])  # eased, not a jump
+    assert all(np.array_equal(b.to_vector(), talking(k).to_vector()) for k, b in zip(range(145, 150), back[10:]))
+
+
 def test_compressed_image_is_the_raw_image_as_jpeg_with_its_quality(renderer, ros):
     raw, jpeg = {}, {}
     ros.create_subscription(Image, "/vasa/image", lambda m: raw.setdefault(stamp_ns(m), m), IMAGE_QOS)
