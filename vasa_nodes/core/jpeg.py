@@ -1,7 +1,8 @@
 """JPEG for the compressed image stream (libjpeg-turbo through OpenCV).
 
 OpenCV's encoder took 0.72 ms per 512² frame at quality 90 on the 2-core host (median of
-400), simplejpeg 1.05 ms: OpenCV is kept, and it is already a dependency.
+400), simplejpeg 1.05 ms: OpenCV is kept, and it is already a dependency
+(benchmarks/bench_jpeg.py measures it).
 """
 
 from __future__ import annotations
