@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,3 +322,18 @@ def test_preview_without_a_display_warns_once_and_leaves_the_graph_alone():
     assert r.returncode == 0 and len(lines) == 1, lines
     assert "[WARN]" in lines[0] and "[preview]" in lines[0]
     assert "no display (DISPLAY and WAYLAND_DISPLAY are unset): no preview window" in lines[0]
+
+
+def test_vasa_avatar_adds_the_viewers_on_request(tmp_path):
+    from vasa_nodes.cli.avatar import build_parser, node_commands
+
+    config = tmp_path / "avatar.yaml"
+    plain = node_commands(build_parser().parse_args(["--portrait", "face.png"]), config)
+    assert "foxglove_bridge" not in plain and "preview" not in plain
+    default = node_commands(build_parser().parse_args(["--portrait", "face.png", "--foxglove", "--preview"]), config)
+    assert default["foxglove_bridge"][-2:] == ["-p", "port:=8765"] and "preview" in default
+    chosen = node_commands(build_parser().parse_args(["--portrait", "face.png", "--foxglove", "9001"]), config)
+    assert chosen["foxglove_bridge"][-2:] == ["-p", "port:=9001"]
+    r = subprocess.run([str(Path(sys.prefix) / "bin" / "vasa-avatar"), "--portrait", "face.png", "--foxglove",
+                        "70000"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "argument --foxglove: not a port number (0-65535): '70000'" in r.stderr
