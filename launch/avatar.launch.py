@@ -1,9 +1,15 @@
 """Start the vasa_nodes graph: audio_capture -> audio_encoder -> motion_generator -> face_renderer,
-plus avatar_control, all configured from one YAML keyed by node name.
+plus avatar_control (and foxglove_bridge with foxglove:=PORT), all configured from one YAML
+keyed by node name.
+
+A node that dies is respawned after RESPAWN_DELAY_S (at most RESPAWN_MAX_RETRIES times);
+one that exits with EXIT_STARTUP_ERROR (78: unreadable portrait, no face, bad parameter)
+shuts the launch down, as no restart would fix it (vasa-avatar does the same).
 
     ros2 launch vasa_nodes avatar.launch.py portrait:=/path/face.jpg
     ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg audio_source:=speech.wav
     ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg audio_source:=mic namespace:=robot1
+    ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg foxglove:=8765
 """
 
 import os
@@ -15,6 +21,25 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+EXIT_STARTUP_ERROR = 78  # vasa_nodes.nodes.common.EXIT_STARTUP_ERROR (not imported: launch files stay standalone)
+RESPAWN_DELAY_S = 0.5
+RESPAWN_MAX_RETRIES = 10
+
+
+def _stop_on_startup_error(name):
+    """A node's on_exit: shut the launch down if it could not start, or when respawn gives up on it;
+    otherwise respawn takes over."""
+    exits = 0
+
+    def on_exit(event, context):
+        nonlocal exits
+        exits += 1
+        if event.returncode == EXIT_STARTUP_ERROR:
+            return Shutdown(reason=f"{name} could not start (exit code {event.returncode})")
+        if exits > RESPAWN_MAX_RETRIES:
+            return Shutdown(reason=f"{name} died {exits} times")
+        return None
+    return on_exit
 
 
 def _nodes(context):
@@ -30,13 +55,19 @@ def _nodes(context):
         overrides["audio_capture"] = {"source": audio_source}
     else:
         overrides["audio_capture"] = {"source": "file", "file": audio_source}
+    names = NODES
+    foxglove = LaunchConfiguration("foxglove").perform(context)
+    if foxglove:
+        names += ("foxglove_bridge",)
+        overrides["foxglove_bridge"] = {"port": int(foxglove)}
     return [
         Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
              parameters=[config, overrides.get(name, {})],
              ros_arguments=["--log-level", LaunchConfiguration("log_level").perform(context)],
-             # One node failing (e.g. an unreadable portrait) stops the graph, as vasa-avatar does.
-             on_exit=Shutdown(reason=f"{name} exited"))
-        for name in NODES
+             # A crashed node is respawned alone; one that cannot start stops the graph, as in vasa-avatar.
+             respawn=True, respawn_delay=RESPAWN_DELAY_S, respawn_max_retries=RESPAWN_MAX_RETRIES,
+             on_exit=_stop_on_startup_error(name))
+        for name in names
     ]
 
 
@@ -52,5 +83,7 @@ def generate_launch_description():
                               description="namespace of the nodes and their topics (empty: /vasa/...)"),
         DeclareLaunchArgument("size", default_value="512", description="output image size, pixels (64..2048)"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of all nodes"),
+        DeclareLaunchArgument("foxglove", default_value="",
+                              description="port of a Foxglove WebSocket live view (foxglove_bridge); empty: none"),
         OpaqueFunction(function=_nodes),
     ])

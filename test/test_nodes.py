@@ -35,7 +35,7 @@ def run_to_exit(node: str, *params: str, timeout: float = 60):
 ])
 def test_face_renderer_reports_a_bad_portrait(params, message):
     code, out = run_to_exit("face_renderer", *params)
-    assert code == 1
+    assert code == 78  # EXIT_STARTUP_ERROR
     errors = [line for line in out.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and "[face_renderer]" in errors[0] and message in errors[0]
     assert "Traceback" not in out
@@ -48,7 +48,7 @@ def test_face_renderer_reports_a_bad_portrait(params, message):
 ])
 def test_audio_capture_reports_bad_sources(params, message):
     code, out = run_to_exit("audio_capture", *params)
-    assert code == 1 and message in out and "Traceback" not in out
+    assert code == 78 and message in out and "Traceback" not in out
 
 
 @pytest.mark.parametrize("params, message", [
@@ -63,7 +63,7 @@ def test_audio_capture_reports_bad_sources(params, message):
 def test_motion_generator_reports_a_bad_model(params, message):
     code, out = run_to_exit("motion_generator", *params)
     errors = [line for line in out.splitlines() if "[ERROR]" in line]
-    assert code == 1 and len(errors) == 1 and message in errors[0] and "[motion_generator]" in errors[0], out
+    assert code == 78 and len(errors) == 1 and message in errors[0] and "[motion_generator]" in errors[0], out
     assert "Traceback" not in out
 
 

@@ -1,24 +1,37 @@
 """vasa-avatar: start the five-node graph from the YAML config, like avatar.launch.py, without ros2 launch.
 
 Each node runs in its own process with `--ros-args --params-file CONFIG`, plus the
-overrides given here. Ctrl-C (or SIGTERM) stops them all; if one node fails, the others
-are stopped and the exit code is non-zero. `--record BAG` adds bag_recorder (every
-<namespace>/vasa/ topic into a rosbag2 bag), `--play BAG` adds bag_player (a recorded session
-fed back in; with `--play-from motion` only face_renderer runs beside it).
+overrides given here. Ctrl-C (or SIGTERM) stops them all. The nodes are supervised: one
+that dies (a crash, kill -9: any exit code but 0) is restarted alone, with one log line, after a short backoff
+and at most MAX_RESTARTS_PER_MINUTE times a minute; one that cannot start
+(EXIT_STARTUP_ERROR: unreadable portrait, no face, bad parameter) stops the graph, since no
+restart would fix it, and so does a node that keeps dying. The nodes also stop when
+vasa-avatar itself is killed (the kernel sends them SIGTERM when it goes). `--record BAG` adds
+bag_recorder (every <namespace>/vasa/ topic into a rosbag2 bag), `--play BAG` adds bag_player
+(a recorded session fed back in; with `--play-from motion` only face_renderer runs beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
+
+from vasa_nodes.nodes.common import EXIT_STARTUP_ERROR
 
 PROG = "vasa-avatar"
 NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+NOT_RESTARTED = ("bag_recorder", "bag_player")
+"""Nodes whose crash is reported but not restarted: the bag they write or play is not started over."""
+FOXGLOVE_PORT = 8765
+RESTART_DELAYS_S = (0.2, 1.0, 2.0, 4.0)  # backoff before the 1st, 2nd, 3rd, further restarts within a minute
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 def default_config() -> Path:
@@ -37,7 +50,8 @@ def default_config() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes).")
+    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes), "
+                                "restarting a node that dies.")
     p.add_argument("--portrait", required=True, metavar="IMG", help="portrait image to animate")
     p.add_argument("--audio", default=None, metavar="SOURCE",
                    help="'topic' (AudioChunk on vasa/audio_in), 'mic', or an audio file to play "
@@ -65,13 +79,40 @@ def build_parser() -> argparse.ArgumentParser:
                         "runs and re-renders it)")
     p.add_argument("--rate", type=float, default=None, metavar="R",
                    help="--play speed relative to the recording, 0.1-10 (default 1: real time)")
+    p.add_argument("--foxglove", type=_port, nargs="?", const=FOXGLOVE_PORT, default=None, metavar="PORT",
+                   help=f"also run foxglove_bridge: a live view in Foxglove on ws://HOST:PORT "
+                        f"(default port {FOXGLOVE_PORT})")
+    p.add_argument("--preview", action="store_true",
+                   help="also show the face in a window (the preview node; with no display: one warning)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     return p
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return port
+
+
+def node_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The nodes this run starts: the five (face_renderer alone with --play-from motion), plus
+    bag_player with --play, bag_recorder with --record, foxglove_bridge with --foxglove and
+    preview with --preview."""
+    names = ("face_renderer",) if args.play and args.play_from == "motion" else NODES
+    names += ("bag_player",) if args.play else ()
+    names += ("bag_recorder",) if args.record else ()
+    names += ("foxglove_bridge",) if args.foxglove is not None else ()
+    return names + (("preview",) if args.preview else ())
+
+
 def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]]:
     """The command line of each node process."""
-    overrides: dict[str, list[str]] = {name: [] for name in NODES}
+    names = node_names(args)
+    overrides: dict[str, list[str]] = {name: [] for name in NODES + names}
     overrides["face_renderer"] += ["-p", f"portrait:={os.path.abspath(args.portrait)}"]
     if args.size is not None:
         overrides["face_renderer"] += ["-p", f"size:={args.size}"]
@@ -85,25 +126,22 @@ def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]
         overrides["audio_capture"] += ["-p", "source:=file", "-p", f"file:={os.path.abspath(args.audio)}"]
     if args.loop:
         overrides["audio_capture"] += ["-p", "loop:=true"]
-    names = list(NODES)
     if args.play:
         play_from = args.play_from or "audio"
-        if play_from == "motion":  # the recorded motion drives face_renderer alone
-            names = ["face_renderer"]
-        else:
+        if play_from == "audio":  # the recorded speech goes in where a dialogue system's would
             overrides["audio_capture"] += ["-p", "source:=topic"]
-        names.append("bag_player")
-        overrides["bag_player"] = ["-p", f"bag:={os.path.abspath(args.play)}", "-p", f"start_from:={play_from}"]
+        overrides["bag_player"] += ["-p", f"bag:={os.path.abspath(args.play)}", "-p", f"start_from:={play_from}"]
         if args.rate is not None:
             overrides["bag_player"] += ["-p", f"rate:={args.rate}"]
     if args.record:
-        names.append("bag_recorder")
-        overrides["bag_recorder"] = ["-p", f"bag:={os.path.abspath(args.record)}",
-                                     "-p", f"storage:={args.storage or 'mcap'}"]
+        overrides["bag_recorder"] += ["-p", f"bag:={os.path.abspath(args.record)}",
+                                      "-p", f"storage:={args.storage or 'mcap'}"]
         if args.no_watermark:
             overrides["bag_recorder"] += ["-p", "watermark:=false"]
         if args.watermark_key:
             overrides["bag_recorder"] += ["-p", f"watermark_key:={args.watermark_key}"]
+    if args.foxglove is not None:
+        overrides["foxglove_bridge"] += ["-p", f"port:={args.foxglove}"]
     commands = {}
     for name in names:
         # -P: never let the working directory (e.g. a source checkout) shadow the installed package.
@@ -143,22 +181,63 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
-    # node exactly once (a second SIGINT would interrupt a node's clean shutdown).
-    procs = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in node_commands(args, config).items()}
+    commands = node_commands(args, config)
+    if args.preview:
+        from vasa_nodes.nodes.preview import no_display_reason  # noqa: PLC0415
+
+        reason = no_display_reason()
+        if reason:
+            print(f"{PROG}: warning: --preview: {reason}; not showing a preview window", file=sys.stderr)
+            del commands["preview"]
+    procs = {name: _start(cmd) for name, cmd in commands.items()}
+    restarts: dict[str, deque[float]] = {name: deque() for name in commands}
+    due: dict[str, float] = {}  # node -> when it is restarted
+    done: set[str] = set()  # nodes that stopped cleanly by themselves
     code = 0
     try:
         while not stopping:
+            now = time.monotonic()
             for name, proc in procs.items():
+                if name in done:
+                    continue
+                if name in due:
+                    if now >= due[name]:
+                        procs[name] = _start(commands[name])
+                        del due[name]
+                    continue
                 rc = proc.poll()
-                if rc is not None:
-                    print(f"{PROG}: error: {name} exited with code {rc}; stopping the graph", file=sys.stderr)
-                    code = 1
-                    stopping = True
+                if rc is None:
+                    continue
+                if rc == 0:  # it stopped on request (SIGINT, SIGTERM, its window closed): not a crash
+                    print(f"{PROG}: {name} stopped (exit code 0); not restarting it", file=sys.stderr, flush=True)
+                    done.add(name)
+                    continue
+                if name in NOT_RESTARTED:  # a second recorder would refuse the existing bag; a player would repeat
+                    print(f"{PROG}: error: {name} {_how(rc)}; not restarting it, the rest of the graph goes on",
+                          file=sys.stderr, flush=True)
+                    done.add(name)
+                    continue
+                if rc == EXIT_STARTUP_ERROR:
+                    print(f"{PROG}: error: {name} could not start (exit code {rc}); stopping the graph",
+                          file=sys.stderr)
+                    code, stopping = 1, True
                     break
-            time.sleep(0.1)
+                recent = restarts[name]
+                while recent and recent[0] < now - 60.0:
+                    recent.popleft()
+                if len(recent) >= MAX_RESTARTS_PER_MINUTE:
+                    print(f"{PROG}: error: {name} {_how(rc)} after {len(recent)} restarts within a minute; "
+                          f"stopping the graph", file=sys.stderr)
+                    code, stopping = 1, True
+                    break
+                delay = RESTART_DELAYS_S[min(len(recent), len(RESTART_DELAYS_S) - 1)]
+                recent.append(now)
+                due[name] = now + delay
+                print(f"{PROG}: {name} {_how(rc)}; restarting it in {delay:g} s "
+                      f"(restart {len(recent)} in the last minute)", file=sys.stderr, flush=True)
+            time.sleep(0.05)
     finally:
-        _stop_all(procs)
+        _stop_all({name: proc for name, proc in procs.items() if name not in due and name not in done})
     return code
 
 
@@ -185,6 +264,31 @@ def _bag_option_error(args: argparse.Namespace) -> str | None:
     except BagError as exc:
         return str(exc)
     return None
+
+
+def _how(rc: int) -> str:
+    """How a node process ended, for the log."""
+    if rc < 0:
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with code {rc}"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when vasa-avatar goes, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    # Own sessions: a terminal's Ctrl-C reaches only this process, which then stops each
+    # node exactly once (a second SIGINT would interrupt a node's clean shutdown).
+    return subprocess.Popen(cmd, start_new_session=True,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
 
 
 def _stop_all(procs: dict[str, subprocess.Popen], timeout_s: float = 5.0) -> None:

@@ -30,6 +30,7 @@ TOPIC_FEATURES = "vasa/audio_features"
 TOPIC_CONTROL = "vasa/control"
 TOPIC_MOTION = "vasa/face_motion"
 TOPIC_IMAGE = "vasa/image"
+TOPIC_IMAGE_COMPRESSED = "vasa/image/compressed"  # image_transport's name for the JPEG beside the raw image
 
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
 # lips, so these are reliable with a deep queue. Video frames are published reliable but
@@ -164,6 +165,12 @@ def controls_from_msg(msg: AvatarControl) -> Controls:
 
 SPIN_PERIOD_S = 0.1  # longest a stop request waits for the spin loop
 
+# Exit codes of a node process, read by vasa-avatar's supervisor: 0 is a requested stop;
+# EXIT_STARTUP_ERROR (sysexits' EX_CONFIG) a start-up error that no restart can fix
+# (unreadable portrait, no face, bad parameter): the graph stops; anything else (an
+# uncaught exception: 1; killed by a signal) is a crash, and the node is restarted.
+EXIT_STARTUP_ERROR = 78
+
 
 class StartupError(RuntimeError):
     """A node cannot start (bad parameter, unreadable portrait, …); logged as one ERROR line."""
@@ -182,7 +189,8 @@ def _parameter_error(exc: ParameterException) -> str:
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code.
+    """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code:
+    0, or EXIT_STARTUP_ERROR when the node could not be built.
 
     Ctrl-C and SIGTERM only ask the spin loop to stop (within SPIN_PERIOD_S): an exception
     raised by the signal inside rclpy, half way through taking a message, would surface
@@ -202,12 +210,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except StartupError as exc:
         rclpy.logging.get_logger(exc.node_name).error(str(exc))
-        code = 1
+        code = EXIT_STARTUP_ERROR
     except ParameterException as exc:  # a value outside its declared range, or of the wrong type
         # The node was not built, so its name comes from its module's NAME (also when run as __main__).
         name = getattr(sys.modules.get(factory.__module__), "NAME", factory.__name__)
         rclpy.logging.get_logger(name).error(_parameter_error(exc))
-        code = 1
+        code = EXIT_STARTUP_ERROR
     except ExternalShutdownException:
         pass
     finally:
