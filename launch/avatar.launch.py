@@ -1,5 +1,5 @@
 """Start the vasa_nodes graph: audio_capture -> audio_encoder -> motion_generator -> face_renderer,
-plus avatar_control, all configured from one YAML keyed by node name.
+plus avatar_control and audio_player (sound in step with the images), all configured from one YAML keyed by node name.
 
     ros2 launch vasa_nodes avatar.launch.py portrait:=/path/face.jpg
     ros2 launch vasa_nodes avatar.launch.py portrait:=face.jpg audio_source:=speech.wav
@@ -14,7 +14,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer", "audio_player")
 
 
 def _nodes(context):
@@ -30,6 +30,12 @@ def _nodes(context):
         overrides["audio_capture"] = {"source": audio_source}
     else:
         overrides["audio_capture"] = {"source": "file", "file": audio_source}
+    # sound: 'auto' plays the speech unless it comes from the microphone (which would hear it again).
+    sound = LaunchConfiguration("sound").perform(context)
+    if sound not in ("auto", "on", "off"):
+        raise ValueError(f"launch argument sound must be auto, on or off, got {sound!r}")
+    if sound != "auto" or audio_source == "mic":
+        overrides["audio_player"] = {"play": sound == "on"}
     return [
         Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
              parameters=[config, overrides.get(name, {})],
@@ -51,6 +57,9 @@ def generate_launch_description():
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the nodes and their topics (empty: /vasa/...)"),
         DeclareLaunchArgument("size", default_value="512", description="output image size, pixels (64..2048)"),
+        DeclareLaunchArgument("sound", default_value="auto",
+                              description="play the speech on the sound device: auto (on, but off with "
+                                          "audio_source mic), on or off; vasa/audio_out is published either way"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of all nodes"),
         OpaqueFunction(function=_nodes),
     ])
