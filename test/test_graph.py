@@ -78,6 +78,13 @@ def test_graph_shuts_down_cleanly(session):
     assert "[ERROR]" not in session["stderr"]
 
 
+def test_every_live_image_carries_the_watermark(session):
+    from vasa_nodes.core.watermark import detect
+
+    found = [detect(image).found for _, image in session["images"]]
+    assert len(found) > 50 and all(found)
+
+
 def test_frames_arrive_at_the_configured_rate_on_audio_time(session):
     assert session["audio"], "no audio on /vasa/audio"
     t0 = session["audio"][0][0] - session["audio"][0][1] / 16000  # stream's sample 0

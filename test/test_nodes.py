@@ -217,3 +217,42 @@ def test_a_stream_without_end_of_stream_is_closed_and_the_face_keeps_idling():
     assert len(late) >= 25, f"only {len(late)} frames in the last 2 s: the face froze"
     assert all(v < 0.5 for _, v in late)
     assert "without end_of_stream; closing the stream" in outputs[1]
+
+
+@pytest.mark.parametrize("params, marked", [([], True), (["watermark:=false"], False)])
+def test_face_renderer_marks_its_images_unless_told_not_to(portrait_path, params, marked):
+    from sensor_msgs.msg import Image
+
+    from vasa_nodes.core.motion import MotionFrame
+    from vasa_nodes.core.watermark import detect_clip
+    from vasa_nodes.nodes.common import IMAGE_QOS, STREAM_QOS, motion_to_msg
+    from vasa_nodes.msg import FaceMotion
+
+    proc = start("face_renderer", f"portrait:={portrait_path}", "size:=256", *params)
+    rclpy.init()
+    try:
+        node = rclpy.create_node("watermark_test")
+        images = []
+        node.create_subscription(
+            Image, "/vasa/image",
+            lambda m: images.append(np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)), IMAGE_QOS)
+        pub = node.create_publisher(FaceMotion, "/vasa/face_motion", STREAM_QOS)
+        end = time.monotonic() + 30
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        for i in range(10):
+            pub.publish(motion_to_msg(MotionFrame.neutral(i).with_blendshapes(jawOpen=0.05 * i), 25.0, i * 40_000_000))
+            rclpy.spin_once(node, timeout_sec=0.04)
+        end = time.monotonic() + 10
+        while len(images) < 10 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=20)[0]
+    assert len(images) == 10, out
+    clip = detect_clip(images)
+    assert clip.detection.found is marked and clip.frames_found == (10 if marked else 0)
+    warned = [line for line in out.splitlines() if "watermark off" in line]
+    assert len(warned) == (0 if marked else 1) and all("WARN" in line for line in warned)

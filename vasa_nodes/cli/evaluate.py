@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="generated image size")
     p.add_argument("--seed", type=int, default=0)
     add_motion_options(p)
+    p.add_argument("--no-watermark", action="store_true",
+                   help="measure frames rendered without the invisible mark (to compare: the mark is on by default)")
     p.add_argument("--out", metavar="REPORT.json", help="also write the report here")
     return p
 
@@ -105,7 +107,7 @@ def _measure(args: argparse.Namespace, audio, phones, reference: str | None, por
         generated = ev.track_frames(frames, fps, fitter)
     else:
         motion = motion_for_audio(audio, motion_settings(args, fps=args.fps, seed=args.seed))
-        renderer = FaceRenderer(portrait)
+        renderer = FaceRenderer(portrait, **({"watermark": None} if args.no_watermark else {}))
         try:
             generated = ev.track_frames((renderer.render(m) for m in motion), args.fps, fitter)
         finally:

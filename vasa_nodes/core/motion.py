@@ -74,6 +74,32 @@ class MotionFrame:
         return replace(self, blendshapes=b)
 
 
+def motion_from_message(msg) -> MotionFrame:
+    """A MotionFrame from a FaceMotion message, rclpy's or a bag's (anything with its fields).
+
+    Maps coefficients by name, so a publisher may send any subset in any order; ValueError for
+    mismatched names and values, or NaN/Inf."""
+    if len(msg.blendshape_names) != len(msg.blendshapes):
+        raise ValueError(f"FaceMotion has {len(msg.blendshape_names)} names but {len(msg.blendshapes)} values")
+    b = np.zeros(NUM_BLENDSHAPES, np.float32)
+    for name, value in zip(msg.blendshape_names, msg.blendshapes):
+        if name in INDEX:
+            b[INDEX[name]] = value
+    values = np.concatenate([b, [msg.head_yaw, msg.head_pitch, msg.head_roll, msg.head_scale,
+                                 msg.gaze_yaw, msg.gaze_pitch], np.asarray(msg.head_translation, np.float32)])
+    if not np.all(np.isfinite(values)):
+        raise ValueError("FaceMotion contains NaN or Inf")
+    return MotionFrame(
+        frame_index=int(msg.frame_index),
+        blendshapes=np.clip(b, 0.0, 1.0),
+        head_rotation=np.array([msg.head_yaw, msg.head_pitch, msg.head_roll], np.float32),
+        head_translation=np.asarray(msg.head_translation, np.float32),
+        head_scale=float(np.clip(msg.head_scale if msg.head_scale > 0 else 1.0, 0.5, 2.0)),
+        gaze=np.array([msg.gaze_yaw, msg.gaze_pitch], np.float32),
+        voice_activity=float(msg.voice_activity),
+    )
+
+
 @dataclass
 class Controls:
     """Behaviour controls (mirrors msg/AvatarControl.msg)."""

@@ -15,8 +15,10 @@ from .lip_seal import load_lip_seal
 from .motion import Controls, MotionFrame, RuleBasedMotionGenerator
 from .motion_model import DEFAULT_MODEL, DiffusionMotionGenerator, Guidance, MotionModel
 from .portrait import Portrait
+from .provenance import statement
 from .renderer import FaceRenderer
 from .video import VideoWriter
+from .watermark import DEFAULT_WATERMARK, Watermarker
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,21 @@ class GenerateSettings:
     lip_seal: str | None = None  # lip-seal detector (ONNX); None: the shipped one; "none": off
     acoustic_opening: float = DEFAULT_ACOUSTIC_OPENING  # lip aperture towards the heard opening (0: off)
     opening_model: str | None = None  # mouth-opening model (ONNX); None: the shipped one; "band": the 2-4 kHz band
+
+
+def model_files(settings: GenerateSettings) -> list[str]:
+    """The model files `settings` generate motion with (for the provenance statement)."""
+    from .acoustic_opening import DEFAULT_OPENING_MODEL  # noqa: PLC0415
+    from .lip_seal import DEFAULT_LIP_SEAL  # noqa: PLC0415
+
+    if settings.model == "rules":
+        return []
+    files = [str(settings.model or DEFAULT_MODEL)]
+    if settings.lip_seal != "none":
+        files.append(str(settings.lip_seal or DEFAULT_LIP_SEAL))
+    if settings.acoustic_opening > 0 and settings.opening_model != "band":
+        files.append(str(settings.opening_model or DEFAULT_OPENING_MODEL))
+    return files
 
 
 def motion_for_audio(audio: Audio, settings: GenerateSettings) -> list[MotionFrame]:
@@ -62,11 +79,18 @@ def render_frames(renderer: FaceRenderer, motion: list[MotionFrame]) -> Iterator
 
 
 def write_video(portrait: Portrait, motion: list[MotionFrame], audio: Audio | None, out_path: str, fps: int,
-                progress: Callable[[int], None] | None = None) -> int:
-    """Render motion frames of `portrait` into an mp4, with `audio` as its sound track when given."""
-    renderer = FaceRenderer(portrait)
+                progress: Callable[[int], None] | None = None,
+                watermark: Watermarker | None = DEFAULT_WATERMARK, provenance: dict | None = None) -> int:
+    """Render motion frames of `portrait` into an mp4, with `audio` as its sound track when given.
+
+    Every frame carries `watermark` (None: unmarked); the file's metadata states `provenance`
+    (core/provenance.statement(); None: the statement without model files)."""
+    renderer = FaceRenderer(portrait, watermark=watermark)
+    if provenance is None:
+        provenance = statement(watermark=watermark)
     try:
-        with VideoWriter(out_path, portrait.size, fps, with_audio=audio is not None) as writer:
+        with VideoWriter(out_path, portrait.size, fps, with_audio=audio is not None,
+                         provenance=provenance) as writer:
             if audio is not None:
                 writer.write_audio(audio.samples)
             for image in render_frames(renderer, motion):

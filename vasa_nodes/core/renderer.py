@@ -17,6 +17,7 @@ from .blendshapes import INDEX
 from .face_rig import MOUTH_LOOP_CORNERS, FaceRig, PosedMesh
 from .motion import MotionFrame
 from .portrait import Portrait
+from .watermark import DEFAULT_WATERMARK, Watermarker
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,10 @@ def create_context():
 class FaceRenderer:
     """Renders MotionFrames of one portrait to RGB images of the portrait's size."""
 
-    def __init__(self, portrait: Portrait):
+    def __init__(self, portrait: Portrait, watermark: Watermarker | None = DEFAULT_WATERMARK):
+        """`watermark`: the invisible mark every frame gets (core/watermark.py); None: unmarked."""
         self.portrait = portrait
+        self.watermark = watermark
         self.size = portrait.size
         self.rig = FaceRig(portrait.landmarks, self.size, portrait.yaw_roll)
         self.ctx = create_context()
@@ -404,7 +407,10 @@ class FaceRenderer:
         self._fbo.read_into(self._frame, components=4, alignment=1)
         # OpenGL's first row is the bottom one; our vertex y grows downwards (image rows),
         # which flips once more, so the read-back is already top-down.
-        return cv2.cvtColor(self._frame, cv2.COLOR_RGBA2RGB)
+        rgb = cv2.cvtColor(self._frame, cv2.COLOR_RGBA2RGB)
+        if self.watermark is not None:
+            self.watermark.apply(rgb)
+        return rgb
 
     def _mouth_fan(self, mesh: PosedMesh) -> np.ndarray:
         loop = mesh.mouth_loop.astype(np.float64)

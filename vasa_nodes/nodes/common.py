@@ -20,7 +20,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from vasa_nodes.core.blendshapes import ARKIT_BLENDSHAPES, NUM_BLENDSHAPES
 from vasa_nodes.core.features import FEATURE_TYPE, N_MELS, FeatureFrames
-from vasa_nodes.core.motion import Controls, MotionFrame
+from vasa_nodes.core.motion import Controls, MotionFrame, motion_from_message
 from vasa_nodes.msg import AudioFeatures, AvatarControl, FaceMotion
 
 # Relative names: the node's namespace prefixes them (default namespace "/" -> /vasa/...).
@@ -138,27 +138,7 @@ def motion_to_msg(frame: MotionFrame, fps: float, stamp_ns: int) -> FaceMotion:
 
 def motion_from_msg(msg: FaceMotion) -> MotionFrame:
     """Maps coefficients by name, so a publisher may send any subset in any order."""
-    from vasa_nodes.core.blendshapes import INDEX  # noqa: PLC0415
-
-    if len(msg.blendshape_names) != len(msg.blendshapes):
-        raise ValueError(f"FaceMotion has {len(msg.blendshape_names)} names but {len(msg.blendshapes)} values")
-    b = np.zeros(NUM_BLENDSHAPES, np.float32)
-    for name, value in zip(msg.blendshape_names, msg.blendshapes):
-        if name in INDEX:
-            b[INDEX[name]] = value
-    values = np.concatenate([b, [msg.head_yaw, msg.head_pitch, msg.head_roll, msg.head_scale,
-                                 msg.gaze_yaw, msg.gaze_pitch], np.asarray(msg.head_translation, np.float32)])
-    if not np.all(np.isfinite(values)):
-        raise ValueError("FaceMotion contains NaN or Inf")
-    return MotionFrame(
-        frame_index=int(msg.frame_index),
-        blendshapes=np.clip(b, 0.0, 1.0),
-        head_rotation=np.array([msg.head_yaw, msg.head_pitch, msg.head_roll], np.float32),
-        head_translation=np.asarray(msg.head_translation, np.float32),
-        head_scale=float(np.clip(msg.head_scale if msg.head_scale > 0 else 1.0, 0.5, 2.0)),
-        gaze=np.array([msg.gaze_yaw, msg.gaze_pitch], np.float32),
-        voice_activity=float(msg.voice_activity),
-    )
+    return motion_from_message(msg)
 
 
 def controls_to_msg(c: Controls, stamp_ns: int) -> AvatarControl:

@@ -1,4 +1,7 @@
-"""face_renderer: FaceMotion (/vasa/face_motion) -> sensor_msgs/Image rgb8 (/vasa/image), same stamp."""
+"""face_renderer: FaceMotion (/vasa/face_motion) -> sensor_msgs/Image rgb8 (/vasa/image), same stamp.
+
+Every image carries the invisible watermark (core/watermark.py) unless the read-only
+parameter `watermark` is false, which is logged as a warning at start-up."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from sensor_msgs.msg import Image
 
 from vasa_nodes.core.portrait import PortraitError, load_portrait
 from vasa_nodes.core.renderer import FaceRenderer, RendererError
+from vasa_nodes.core.watermark import Watermarker
 from vasa_nodes.msg import FaceMotion
 
 from .common import IMAGE_QOS, STREAM_QOS, TOPIC_IMAGE, TOPIC_MOTION, StartupError, describe, motion_from_msg, run_node
@@ -27,14 +31,24 @@ class FaceRendererNode(Node):
                                   int_range=(64, 2048))).value
         self.frame_id = self.declare_parameter(
             "frame_id", "avatar_camera", describe("header.frame_id of the published images")).value
+        marked = self.declare_parameter(
+            "watermark", True, describe("mark every image with the invisible watermark that vasa-detect finds; "
+                                        "false leaves images unmarked (logged)", read_only=True)).value
+        key = self.declare_parameter(
+            "watermark_key", "", describe("a key whose 16-bit digest the mark carries ('' none; "
+                                          "vasa-detect --key checks it)", read_only=True)).value
         if not portrait_path:
             raise StartupError(NAME, "parameter 'portrait' is empty: give the portrait image to animate")
         try:
             portrait = load_portrait(portrait_path, size)
-            self.renderer = FaceRenderer(portrait)
+            self.renderer = FaceRenderer(portrait, watermark=Watermarker(key or None) if marked else None)
         except (PortraitError, RendererError) as exc:
             raise StartupError(NAME, str(exc)) from None
-        self.get_logger().info(f"rendering {portrait.source} at {size}x{size} on {self.renderer.gl_renderer}")
+        self.get_logger().info(f"rendering {portrait.source} at {size}x{size} on {self.renderer.gl_renderer}"
+                               + (", watermarked" + (" with a key" if key else "") if marked else ""))
+        if not marked:
+            self.get_logger().warning("watermark off (watermark: false): the images carry no mark that tells "
+                                      "them from real video")
         self.pub = self.create_publisher(Image, TOPIC_IMAGE, IMAGE_QOS)
         self.create_subscription(FaceMotion, TOPIC_MOTION, self._on_motion, STREAM_QOS)
         self.frames = 0
