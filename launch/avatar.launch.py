@@ -1,6 +1,6 @@
 """Start the vasa_nodes graph: audio_capture -> audio_encoder -> motion_generator -> face_renderer,
-plus avatar_control (and foxglove_bridge with foxglove:=PORT), all configured from one YAML
-keyed by node name.
+plus avatar_control and audio_player (sound in step with the images; and foxglove_bridge with
+foxglove:=PORT), all configured from one YAML keyed by node name.
 
 A node that dies is respawned after RESPAWN_DELAY_S (at most RESPAWN_MAX_RETRIES times);
 one that exits with EXIT_STARTUP_ERROR (78: unreadable portrait, no face, bad parameter)
@@ -20,7 +20,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer", "audio_player")
 EXIT_STARTUP_ERROR = 78  # vasa_nodes.nodes.common.EXIT_STARTUP_ERROR (not imported: launch files stay standalone)
 RESPAWN_DELAY_S = 0.5
 RESPAWN_MAX_RETRIES = 10
@@ -60,6 +60,12 @@ def _nodes(context):
     if foxglove:
         names += ("foxglove_bridge",)
         overrides["foxglove_bridge"] = {"port": int(foxglove)}
+    # sound: 'auto' plays the speech unless it comes from the microphone (which would hear it again).
+    sound = LaunchConfiguration("sound").perform(context)
+    if sound not in ("auto", "on", "off"):
+        raise ValueError(f"launch argument sound must be auto, on or off, got {sound!r}")
+    if sound != "auto" or audio_source == "mic":
+        overrides["audio_player"] = {"play": sound == "on"}
     return [
         Node(package="vasa_nodes", executable=name, name=name, namespace=namespace, output="screen",
              parameters=[config, overrides.get(name, {})],
@@ -82,6 +88,9 @@ def generate_launch_description():
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the nodes and their topics (empty: /vasa/...)"),
         DeclareLaunchArgument("size", default_value="512", description="output image size, pixels (64..2048)"),
+        DeclareLaunchArgument("sound", default_value="auto",
+                              description="play the speech on the sound device: auto (on, but off with "
+                                          "audio_source mic), on or off; vasa/audio_out is published either way"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of all nodes"),
         DeclareLaunchArgument("foxglove", default_value="",
                               description="port of a Foxglove WebSocket live view (foxglove_bridge); empty: none"),

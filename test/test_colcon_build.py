@@ -19,8 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
-NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer", "foxglove_bridge",
-         "preview")
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer", "audio_player",
+         "foxglove_bridge", "preview")
 COMMANDS = ("vasa-generate", "vasa-avatar")
 # What a build or install produces in the source tree; never copied into the workspace.
 SKIP_TOP = {".venv", "build", "install", "log", "out", ".git", ".pytest_cache"}

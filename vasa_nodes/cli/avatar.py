@@ -1,4 +1,4 @@
-"""vasa-avatar: start the five-node graph from the YAML config, like avatar.launch.py, without ros2 launch.
+"""vasa-avatar: start the six-node graph from the YAML config, like avatar.launch.py, without ros2 launch.
 
 Each node runs in its own process with `--ros-args --params-file CONFIG`, plus the
 overrides given here. Ctrl-C (or SIGTERM) stops them all. The nodes are supervised: one
@@ -26,7 +26,7 @@ from pathlib import Path
 from vasa_nodes.nodes.common import EXIT_STARTUP_ERROR
 
 PROG = "vasa-avatar"
-NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer")
+NODES = ("audio_capture", "audio_encoder", "motion_generator", "avatar_control", "face_renderer", "audio_player")
 NOT_RESTARTED = ("bag_recorder", "bag_player")
 """Nodes whose crash is reported but not restarted: the bag they write or play is not started over."""
 FOXGLOVE_PORT = 8765
@@ -50,7 +50,7 @@ def default_config() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (five ROS 2 nodes), "
+    p = argparse.ArgumentParser(prog=PROG, description="Run the vasa_nodes talking-face graph (six ROS 2 nodes), "
                                 "restarting a node that dies.")
     p.add_argument("--portrait", required=True, metavar="IMG", help="portrait image to animate")
     p.add_argument("--audio", default=None, metavar="SOURCE",
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="", help="namespace of the nodes and topics (default: none, /vasa/...)")
     p.add_argument("--size", type=int, default=None, help="output image size in pixels")
     p.add_argument("--loop", action="store_true", help="replay the --audio file forever")
+    p.add_argument("--sound", choices=("on", "off"), default=None,
+                   help="play the speech on the sound device, in step with the images (default: on, but off "
+                        "with --audio mic, which would hear its own output); off still republishes it on "
+                        "vasa/audio_out")
     p.add_argument("--no-watermark", action="store_true",
                    help="publish images without the invisible mark that tells them from real video "
                         "(face_renderer watermark:=false; on by default, turning it off is logged)")
@@ -126,6 +130,9 @@ def node_commands(args: argparse.Namespace, config: Path) -> dict[str, list[str]
         overrides["audio_capture"] += ["-p", "source:=file", "-p", f"file:={os.path.abspath(args.audio)}"]
     if args.loop:
         overrides["audio_capture"] += ["-p", "loop:=true"]
+    sound = args.sound or ("off" if args.audio == "mic" else None)
+    if sound is not None:
+        overrides["audio_player"] += ["-p", f"play:={'true' if sound == 'on' else 'false'}"]
     if args.play:
         play_from = args.play_from or "audio"
         if play_from == "audio":  # the recorded speech goes in where a dialogue system's would

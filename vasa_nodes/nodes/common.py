@@ -31,6 +31,9 @@ TOPIC_CONTROL = "vasa/control"
 TOPIC_MOTION = "vasa/face_motion"
 TOPIC_IMAGE = "vasa/image"
 TOPIC_IMAGE_COMPRESSED = "vasa/image/compressed"  # image_transport's name for the JPEG beside the raw image
+TOPIC_AUDIO_OUT = "vasa/audio_out"      # the speech as played, in step with vasa/image
+TOPIC_EMOTION = "vasa/emotion"          # std_msgs/String "happy", "sad:0.6", …
+TOPIC_GAZE_TARGET = "vasa/gaze_target"  # geometry_msgs/PointStamped in the avatar camera frame
 
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
 # lips, so these are reliable with a deep queue. Video frames are published reliable but
