@@ -153,8 +153,9 @@ def test_avatar_control_publishes_latched_changes_and_rejects_bad_values():
                                         Parameter("emotion_intensity", value=0.8)])
         assert spin_until(future.done)
         assert all(r.successful for r in future.result().results)
-        assert spin_until(lambda: received[-1].emotion == "happy")
-        assert received[-1].emotion_intensity == pytest.approx(0.8)
+        # ramped in over transition_s (0.5 s): reached, not jumped to
+        assert spin_until(lambda: received[-1].emotion == "happy" and abs(received[-1].emotion_intensity - 0.8) < 1e-6)
+        assert [m.emotion_intensity for m in received if m.emotion == "happy"][0] < 0.8
 
         future = client.set_parameters([Parameter("emotion", value="bored")])
         assert spin_until(future.done)
@@ -256,3 +257,61 @@ def test_face_renderer_marks_its_images_unless_told_not_to(portrait_path, params
     assert clip.detection.found is marked and clip.frames_found == (10 if marked else 0)
     warned = [line for line in out.splitlines() if "watermark off" in line]
     assert len(warned) == (0 if marked else 1) and all("WARN" in line for line in warned)
+
+
+def test_avatar_control_takes_emotion_and_gaze_topics_smoothly():
+    from geometry_msgs.msg import PointStamped
+    from std_msgs.msg import String
+
+    from vasa_nodes.nodes.common import STREAM_QOS
+
+    proc = start("avatar_control")
+    rclpy.init()
+    try:
+        node = rclpy.create_node("control_topics_test")
+        received = []
+        node.create_subscription(AvatarControl, "/vasa/control", received.append, CONTROL_QOS)
+        emotion = node.create_publisher(String, "/vasa/emotion", STREAM_QOS)
+        gaze = node.create_publisher(PointStamped, "/vasa/gaze_target", STREAM_QOS)
+        client = AsyncParameterClient(node, "avatar_control")
+        assert client.wait_for_services(timeout_sec=20)
+
+        def spin_until(pred, timeout=10):
+            end = time.monotonic() + timeout
+            while not pred() and time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.02)
+            return pred()
+
+        assert spin_until(lambda: received and emotion.get_subscription_count() and gaze.get_subscription_count())
+        n = len(received)
+        emotion.publish(String(data="happy:0.8"))
+        assert spin_until(lambda: received[-1].emotion == "happy" and received[-1].emotion_intensity == pytest.approx(0.8))
+        ramp = [m.emotion_intensity for m in received[n:] if m.emotion == "happy"]
+        assert len(ramp) >= 5 and ramp[0] < 0.5 and all(b >= a for a, b in zip(ramp, ramp[1:]))  # no jump
+        target = PointStamped()
+        target.header.frame_id = "avatar_camera"
+        target.point.x, target.point.y, target.point.z = 1.0, 0.3, 0.1
+        gaze.publish(target)
+        assert spin_until(lambda: received[-1].gaze_enabled
+                          and received[-1].gaze_yaw == pytest.approx(np.arctan2(0.3, 1.0), abs=1e-6))
+        emotion.publish(String(data="sad:3"))       # clamped, with a warning
+        assert spin_until(lambda: received[-1].emotion == "sad" and received[-1].emotion_intensity == 1.0)
+        emotion.publish(String(data="bored"))       # refused, with the known ones listed
+        target.point.x = -1.0                       # behind the screen: refused
+        gaze.publish(target)
+        spin_until(lambda: False, timeout=1.0)
+        assert received[-1].emotion == "sad"
+        # a parameter set again takes the field back from the topic
+        future = client.set_parameters([Parameter("emotion", value="neutral")])
+        assert spin_until(future.done)
+        assert spin_until(lambda: received[-1].emotion == "neutral")
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0
+    warns = [line for line in out.splitlines() if "[WARN]" in line]
+    assert any("emotion_intensity 3 is outside [0, 1]; clamped to 1" in w for w in warns), out
+    assert any("unknown emotion 'bored'; known: neutral, happy" in w for w in warns), out
+    assert any("point.x must be > 0" in w for w in warns), out
