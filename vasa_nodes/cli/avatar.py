@@ -103,7 +103,7 @@ def _port(text: str) -> int:
 
 
 def node_names(args: argparse.Namespace) -> tuple[str, ...]:
-    """The nodes this run starts: the five (face_renderer alone with --play-from motion), plus
+    """The nodes this run starts: the six of the graph (face_renderer alone with --play-from motion), plus
     bag_player with --play, bag_recorder with --record, foxglove_bridge with --foxglove and
     preview with --preview."""
     names = ("face_renderer",) if args.play and args.play_from == "motion" else NODES
