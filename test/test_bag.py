@@ -155,6 +155,7 @@ def test_a_live_run_is_recorded_with_every_graph_topic(recorded):
         definitions = {c.topic: c.msgdef.data for c in reader.connections}
         custom = dict(reader.storage.metadata.custom or {})
     assert types == {"/vasa/audio": "vasa_nodes/msg/AudioChunk",
+                     "/vasa/audio_out": "vasa_nodes/msg/AudioChunk",
                      "/vasa/audio_features": "vasa_nodes/msg/AudioFeatures",
                      "/vasa/control": "vasa_nodes/msg/AvatarControl",
                      "/vasa/face_motion": "vasa_nodes/msg/FaceMotion",

@@ -81,7 +81,7 @@ def test_a_killed_motion_generator_is_restarted_alone_while_the_face_rests(tmp_p
         assert spin_until(lambda: images and any(v > 0.5 for _, v in motion), 90), "no speech frames"
         before = children(proc.pid)
         assert set(before) == {"audio_capture", "audio_encoder", "motion_generator", "avatar_control",
-                               "face_renderer"}
+                               "face_renderer", "audio_player"}
         os.kill(before["motion_generator"], signal.SIGKILL)
         killed_at, killed_wall = time.monotonic(), time.time()
 
