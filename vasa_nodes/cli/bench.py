@@ -254,9 +254,10 @@ def live(portrait_path: str, speech: np.ndarray, seconds: float, speedup: float,
     from ..nodes.common import IMAGE_QOS, STREAM_QOS, to_ns, to_time  # noqa: PLC0415
 
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+    log = tempfile.TemporaryFile("w+")  # the graph's log (a pipe nobody reads during the run could fill and stall it)
     graph = subprocess.Popen([str(Path(sys.prefix) / "bin" / "vasa-avatar"), "--portrait", portrait_path,
                               "--size", "512", "--log-level", "warn"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=log, text=True)
     procs = _Procs(graph.pid)
     rclpy.init()
     node = rclpy.create_node("vasa_bench_probe")
@@ -308,18 +309,22 @@ def live(portrait_path: str, speech: np.ndarray, seconds: float, speedup: float,
         rclpy.shutdown()
         graph.send_signal(signal.SIGINT)
         try:
-            _, err = graph.communicate(timeout=30)
+            graph.wait(timeout=30)
         except subprocess.TimeoutExpired:
             graph.kill()
-            _, err = graph.communicate()
+            graph.wait()
+        log.seek(0)
+        err = log.read()
+        log.close()
     problems = [line for line in (err or "").splitlines() if "[ERROR]" in line or "restart" in line.lower()]
     out["restarts_or_errors"] = problems[:20]
     return out
 
 
 def stream(node, pub, msg_type, to_time, audio: np.ndarray, speedup: float, rss_samples: list, procs: _Procs):
-    """Publish `audio` as one stream in 20 ms chunks, `speedup` times real time. Returns (the
-    stream's stamp t0, the wall time the first chunk went out), both ns."""
+    """Publish `audio` as one stream in 20 ms chunks, `speedup` times real time, each chunk
+    stamped with the presentation time of its first sample. Returns (the stream's stamp t0,
+    the wall time the first chunk went out), both ns."""
     import rclpy  # noqa: PLC0415
 
     t0 = time.time_ns()
@@ -332,7 +337,7 @@ def stream(node, pub, msg_type, to_time, audio: np.ndarray, speedup: float, rss_
             rclpy.spin_once(node, timeout_sec=max(0.0, (due - time.time_ns()) / 1e9))
         msg = msg_type(sample_rate=16000, sample_offset=offset, samples=audio[offset:offset + CHUNK],
                        end_of_stream=offset + CHUNK >= len(audio))
-        msg.header.stamp = to_time(t0)  # sample 0 of the stream belongs to t0
+        msg.header.stamp = to_time(t0 + offset * 1_000_000_000 // 16000)
         pub.publish(msg)
         if first_out is None:
             first_out = time.time_ns()
