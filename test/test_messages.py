@@ -129,3 +129,41 @@ def test_features_and_the_frame_ahead_convert_losslessly_and_bad_ones_are_refuse
     msg.ahead_features = np.zeros(7, np.float32)
     with pytest.raises(ValueError, match="frame ahead"):
         ahead_from_msg(msg)
+
+
+def test_the_stamp_is_read_from_serialized_bytes_in_either_byte_order():
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from vasa_nodes.nodes.common import serialized_stamp_ns
+
+    msg = Image(height=2, width=3, encoding="rgb8", step=9, data=bytes(18))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_765_000_000, 123_456_789
+    data = serialize_message(msg)
+    assert serialized_stamp_ns(data) == 1_765_000_000_123_456_789
+    big_endian = b"\x00\x00\x00\x00" + (1_765_000_000).to_bytes(4, "big") + (123_456_789).to_bytes(4, "big")
+    assert serialized_stamp_ns(big_endian) == 1_765_000_000_123_456_789
+    with pytest.raises(ValueError, match="at least 12 bytes"):
+        serialized_stamp_ns(data[:8])
+
+
+def test_image_publishers_load_the_large_sample_profile_unless_the_transport_is_configured(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from vasa_nodes.nodes.common import LARGE_SAMPLE_PROFILES, use_large_sample_transport
+
+    ns = {"f": "http://www.eprosima.com"}
+    shm = ET.parse(LARGE_SAMPLE_PROFILES).getroot().find(".//f:transport_descriptor[f:type='SHM']", ns)
+    assert int(shm.find("f:segment_size", ns).text) >= 16 * 786432  # 16 frames of 512²
+    env = {}
+    assert use_large_sample_transport(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(LARGE_SAMPLE_PROFILES)}
+    for name, value in [("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4"), ("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my.xml"),
+                        ("FASTRTPS_DEFAULT_PROFILES_FILE", "/etc/my.xml"), ("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")]:
+        env = {name: value}
+        assert use_large_sample_transport(env, cwd=tmp_path) is None and env == {name: value}
+    env = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    assert use_large_sample_transport(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
+    (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<dds/>")
+    env = {}
+    assert use_large_sample_transport(env, cwd=tmp_path) is None and env == {}

@@ -259,6 +259,49 @@ def test_face_renderer_marks_its_images_unless_told_not_to(portrait_path, params
     assert len(warned) == (0 if marked else 1) and all("WARN" in line for line in warned)
 
 
+def test_a_best_effort_viewer_with_default_settings_gets_every_512_image(portrait_path):
+    """A 512² frame (0.8 MB) is larger than Fast DDS's default shared-memory segment; with it,
+    a best-effort (sensor-data) reader, as image viewers use, got about 1 frame in 300.
+    face_renderer asks for a larger segment; this reader keeps the default settings."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from vasa_nodes.core.motion import MotionFrame
+    from vasa_nodes.msg import FaceMotion
+    from vasa_nodes.nodes.common import STREAM_QOS, motion_to_msg, serialized_stamp_ns
+
+    proc = start("face_renderer", f"portrait:={portrait_path}", "size:=512", "resting_face:=false")
+    rclpy.init()
+    try:
+        node = rclpy.create_node("viewer_test")
+        stamps = []
+        node.create_subscription(Image, "/vasa/image", lambda data: stamps.append(serialized_stamp_ns(data)),
+                                 qos_profile_sensor_data, raw=True)
+        pub = node.create_publisher(FaceMotion, "/vasa/face_motion", STREAM_QOS)
+        end = time.monotonic() + 30
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        time.sleep(1.0)  # the renderer's image writer matches the viewer too
+        due = time.monotonic()
+        for i in range(50):  # two seconds at 25 fps
+            pub.publish(motion_to_msg(MotionFrame.neutral(i).with_blendshapes(jawOpen=0.01 * i), 25.0,
+                                      (i + 1) * 40_000_000))
+            due += 0.04
+            while time.monotonic() < due:
+                rclpy.spin_once(node, timeout_sec=max(0.0, due - time.monotonic()))
+        end = time.monotonic() + 5
+        while len(stamps) < 50 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=20)[0]
+    streamed = [s for s in stamps if s > 0]
+    assert len(streamed) >= 45, f"{len(streamed)} of 50 frames reached a best-effort viewer\n{out}"
+    assert "Fast DDS profile for images" in out
+
+
 def test_avatar_control_takes_emotion_and_gaze_topics_smoothly():
     from geometry_msgs.msg import PointStamped
     from std_msgs.msg import String

@@ -23,8 +23,8 @@ from vasa_nodes.core.audio import SAMPLE_RATE
 from vasa_nodes.core.playback import NS, LatencyTracker, PlaybackScheduler
 from vasa_nodes.msg import AudioChunk
 
-from .common import (STREAM_QOS, TOPIC_AUDIO, TOPIC_AUDIO_OUT, TOPIC_IMAGE, describe, run_node, to_ns,
-                     to_time)
+from .common import (STREAM_QOS, TOPIC_AUDIO, TOPIC_AUDIO_OUT, TOPIC_IMAGE, describe, run_node,
+                     serialized_stamp_ns, to_ns, to_time)
 
 NAME = "audio_player"
 # Only the arrival times of the images matter here: the newest one, whichever is dropped.
@@ -54,7 +54,8 @@ class AudioPlayerNode(Node):
         self.pub = self.create_publisher(AudioChunk, TOPIC_AUDIO_OUT, STREAM_QOS)
         self.create_subscription(AudioChunk, TOPIC_AUDIO, self._on_audio, STREAM_QOS)
         if self.auto:
-            self.create_subscription(Image, TOPIC_IMAGE, self._on_image, _LATENCY_PROBE_QOS)
+            # Serialized: only the stamp is read, not the 0.8 MB of pixels.
+            self.create_subscription(Image, TOPIC_IMAGE, self._on_image, _LATENCY_PROBE_QOS, raw=True)
         self.create_timer(RELEASE_PERIOD_S, self._release)
         self._out = self._open_device() if self.play else None
         self.get_logger().info(
@@ -108,8 +109,8 @@ class AudioPlayerNode(Node):
             except ValueError as exc:
                 self.get_logger().error(f"dropped audio chunk: {exc}", throttle_duration_sec=5.0)
 
-    def _on_image(self, msg: Image) -> None:
-        if self.tracker.image(to_ns(msg.header.stamp), self.get_clock().now().nanoseconds):
+    def _on_image(self, data: bytes) -> None:
+        if self.tracker.image(serialized_stamp_ns(data), self.get_clock().now().nanoseconds):
             latency = self.tracker.latency_ns
             with self._lock:
                 if self.scheduler.set_latency(latency):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import struct
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -37,7 +40,8 @@ TOPIC_GAZE_TARGET = "vasa/gaze_target"  # geometry_msgs/PointStamped in the avat
 
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
 # lips, so these are reliable with a deep queue. Video frames are published reliable but
-# keep-last 10: a frame of 0.8 MB would be lost to UDP fragment loss under best effort; a
+# keep-last 10: a frame of 0.8 MB travels as ~13 fragments, and under best effort one lost
+# fragment loses the frame (see LARGE_SAMPLE_TRANSPORTS for why none should be lost); a
 # subscriber that falls behind for a moment (a recorder on a busy machine) still gets every
 # frame of the last 0.4 s, and one that stays behind gets recent frames, not a growing backlog.
 # Best-effort (sensor-data) subscribers, e.g. image viewers, are compatible with it.
@@ -48,6 +52,16 @@ IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=Re
 # Controls are state: a late joiner must get the current one.
 CONTROL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def serialized_stamp_ns(data: bytes) -> int:
+    """header.stamp (ns) of a serialized message whose first field is a std_msgs/Header, read
+    from its CDR bytes without deserializing the rest (a 0.8 MB image for its stamp alone).
+    The 4-byte encapsulation header names the byte order (odd second byte: little-endian)."""
+    if len(data) < 12:
+        raise ValueError(f"a serialized message with a header is at least 12 bytes, got {len(data)}")
+    sec, nanosec = struct.unpack_from("<iI" if data[1] & 1 else ">iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def to_time(ns: int) -> Time:
@@ -191,15 +205,48 @@ def _parameter_error(exc: ParameterException) -> str:
     return reason.group(1) if reason else text
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+# Between processes of one host Fast DDS passes a sample through the writer's shared-memory
+# segment, 512 kB by default, in fragments of 64 kB. A 512² frame (0.8 MB) does not fit: its
+# buffers are reused before the readers have taken them, so a best-effort reader loses
+# nearly every frame and a reliable one waits for repairs, and falls behind on a loaded
+# machine (benchmarks/bench_transport.py: 1 of 300 frames best effort, 13 ms a frame
+# reliable; with a 16 MB segment 300/300 and 2-3 ms). A node that publishes images loads
+# this profile: Fast DDS's default transports (shared memory, UDPv4 for other hosts) with a
+# 16 MB segment (room for 20 frames of 512², 5 of 1024²). A profile, not
+# FASTDDS_BUILTIN_TRANSPORTS, because it also holds with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
+# where the RMW sets up the transports itself. Only the writer's segment matters, so readers
+# with the default settings (rviz2, rqt, recorders) get every frame too.
+LARGE_SAMPLE_PROFILES = Path(__file__).with_name("fastdds_large_samples.xml")
+_TRANSPORT_SETTINGS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE",
+                       "FASTDDS_BUILTIN_TRANSPORTS")
+
+
+def use_large_sample_transport(environ=os.environ, cwd: Path | None = None) -> Path | None:
+    """Point FASTDDS_DEFAULT_PROFILES_FILE at LARGE_SAMPLE_PROFILES for this process (before
+    rclpy.init), unless the RMW is not Fast DDS or the user has configured its transports (a
+    profiles file, named or DEFAULT_FASTDDS_PROFILES.xml in the working directory, or
+    FASTDDS_BUILTIN_TRANSPORTS). Returns the profile set, or None."""
+    if not environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps"):
+        return None
+    if any(environ.get(name) for name in _TRANSPORT_SETTINGS):
+        return None
+    if (Path(cwd or Path.cwd()) / "DEFAULT_FASTDDS_PROFILES.xml").exists():
+        return None
+    environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LARGE_SAMPLE_PROFILES)
+    return LARGE_SAMPLE_PROFILES
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, large_samples: bool = False) -> int:
     """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code:
-    0, or EXIT_STARTUP_ERROR when the node could not be built.
+    0, or EXIT_STARTUP_ERROR when the node could not be built. `large_samples`: the node
+    publishes images (see use_large_sample_transport).
 
     Ctrl-C and SIGTERM only ask the spin loop to stop (within SPIN_PERIOD_S): an exception
     raised by the signal inside rclpy, half way through taking a message, would surface
     as a RuntimeError instead of a clean stop.
     """
     stop = threading.Event()
+    transports = use_large_sample_transport() if large_samples else None
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -207,6 +254,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     code = 0
     try:
         node = factory()
+        if transports:
+            node.get_logger().info(f"Fast DDS profile for images: {transports} (a 16 MB shared-memory segment; "
+                                   "FASTDDS_DEFAULT_PROFILES_FILE overrides it)")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():

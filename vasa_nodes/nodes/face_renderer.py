@@ -169,7 +169,7 @@ class FaceRendererNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(FaceRendererNode, args)
+    return run_node(FaceRendererNode, args, large_samples=True)
 
 
 if __name__ == "__main__":

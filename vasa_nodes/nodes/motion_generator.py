@@ -40,6 +40,10 @@ class MotionGeneratorNode(Node):
         steps = self.declare_parameter(
             "sampling_steps", MotionModel.DEFAULT_STEPS,
             describe("diffusion sampling steps per frame", read_only=True, int_range=(1, 50))).value
+        threads = self.declare_parameter(
+            "threads", 1, describe("ONNX Runtime threads of the motion model (0: one per core); one costs less "
+                                   "CPU per frame and leaves the other cores to the renderer", read_only=True,
+                                   int_range=(0, 64))).value
         guidance = Guidance(
             audio=self.declare_parameter("guidance_audio", Guidance.audio, describe(
                 "classifier-free guidance scale of the audio (1: none)", read_only=True,
@@ -65,7 +69,7 @@ class MotionGeneratorNode(Node):
             self.generator = RuleBasedMotionGenerator(float(self.fps), seed=seed, controls=Controls())
         else:
             try:
-                motion_model = MotionModel(model or DEFAULT_MODEL, steps=steps, guidance=guidance)
+                motion_model = MotionModel(model or DEFAULT_MODEL, steps=steps, guidance=guidance, threads=threads)
             except ValueError as exc:  # MotionModelError included
                 raise StartupError(NAME, str(exc)) from None
             if abs(motion_model.info.fps - self.fps) > 1e-3:
@@ -78,7 +82,8 @@ class MotionGeneratorNode(Node):
                                                           acoustic_opening=opening, opening_model=heard)
             except ValueError as exc:  # LipSealError, OpeningModelError, MotionModelError
                 raise StartupError(NAME, str(exc)) from None
-            self.get_logger().info(f"diffusion motion model on {motion_model.provider}, {steps} steps, lip seal "
+            self.get_logger().info(f"diffusion motion model on {motion_model.provider} ({threads or 'one per core'} "
+                                   f"thread{'s' if threads != 1 else ''}), {steps} steps, lip seal "
                                    f"{'off' if seal is None else 'on'}, acoustic opening {opening:g} "
                                    f"({'2-4 kHz band' if heard is None else 'mouth-opening model'})")
         self._stream_base = 0  # generator frame index of the current stream's frame 0
