@@ -150,20 +150,20 @@ def test_the_stamp_is_read_from_serialized_bytes_in_either_byte_order():
 def test_image_publishers_load_the_large_sample_profile_unless_the_transport_is_configured(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from vasa_nodes.nodes.common import LARGE_SAMPLE_PROFILES, use_large_sample_transport
+    from vasa_nodes.nodes.common import LARGE_SAMPLE_PROFILES, use_large_sample_profile
 
     ns = {"f": "http://www.eprosima.com"}
     shm = ET.parse(LARGE_SAMPLE_PROFILES).getroot().find(".//f:transport_descriptor[f:type='SHM']", ns)
     assert int(shm.find("f:segment_size", ns).text) >= 16 * 786432  # 16 frames of 512²
     env = {}
-    assert use_large_sample_transport(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
+    assert use_large_sample_profile(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
     assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(LARGE_SAMPLE_PROFILES)}
     for name, value in [("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4"), ("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my.xml"),
                         ("FASTRTPS_DEFAULT_PROFILES_FILE", "/etc/my.xml"), ("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")]:
         env = {name: value}
-        assert use_large_sample_transport(env, cwd=tmp_path) is None and env == {name: value}
+        assert use_large_sample_profile(env, cwd=tmp_path) is None and env == {name: value}
     env = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
-    assert use_large_sample_transport(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
+    assert use_large_sample_profile(env, cwd=tmp_path) == LARGE_SAMPLE_PROFILES
     (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<dds/>")
     env = {}
-    assert use_large_sample_transport(env, cwd=tmp_path) is None and env == {}
+    assert use_large_sample_profile(env, cwd=tmp_path) is None and env == {}

@@ -41,7 +41,7 @@ TOPIC_GAZE_TARGET = "vasa/gaze_target"  # geometry_msgs/PointStamped in the avat
 # Audio, features and motion are a continuous stream: a lost chunk is a glitch in the
 # lips, so these are reliable with a deep queue. Video frames are published reliable but
 # keep-last 10: a frame of 0.8 MB travels as ~13 fragments, and under best effort one lost
-# fragment loses the frame (see LARGE_SAMPLE_TRANSPORTS for why none should be lost); a
+# fragment loses the frame (see LARGE_SAMPLE_PROFILES for why none should be lost); a
 # subscriber that falls behind for a moment (a recorder on a busy machine) still gets every
 # frame of the last 0.4 s, and one that stays behind gets recent frames, not a growing backlog.
 # Best-effort (sensor-data) subscribers, e.g. image viewers, are compatible with it.
@@ -209,8 +209,8 @@ def _parameter_error(exc: ParameterException) -> str:
 # segment, 512 kB by default, in fragments of 64 kB. A 512² frame (0.8 MB) does not fit: its
 # buffers are reused before the readers have taken them, so a best-effort reader loses
 # nearly every frame and a reliable one waits for repairs, and falls behind on a loaded
-# machine (benchmarks/bench_transport.py: 1 of 300 frames best effort, 13 ms a frame
-# reliable; with a 16 MB segment 300/300 and 2-3 ms). A node that publishes images loads
+# machine (benchmarks/bench_transport.py: 0 of 200 frames best effort, 13 ms a frame
+# reliable; with a 16 MB segment 200/200 and 2-3 ms). A node that publishes images loads
 # this profile: Fast DDS's default transports (shared memory, UDPv4 for other hosts) with a
 # 16 MB segment (room for 20 frames of 512², 5 of 1024²). A profile, not
 # FASTDDS_BUILTIN_TRANSPORTS, because it also holds with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
@@ -221,7 +221,7 @@ _TRANSPORT_SETTINGS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFIL
                        "FASTDDS_BUILTIN_TRANSPORTS")
 
 
-def use_large_sample_transport(environ=os.environ, cwd: Path | None = None) -> Path | None:
+def use_large_sample_profile(environ=os.environ, cwd: Path | None = None) -> Path | None:
     """Point FASTDDS_DEFAULT_PROFILES_FILE at LARGE_SAMPLE_PROFILES for this process (before
     rclpy.init), unless the RMW is not Fast DDS or the user has configured its transports (a
     profiles file, named or DEFAULT_FASTDDS_PROFILES.xml in the working directory, or
@@ -239,14 +239,14 @@ def use_large_sample_transport(environ=os.environ, cwd: Path | None = None) -> P
 def run_node(factory: Callable[[], Node], args: list[str] | None = None, large_samples: bool = False) -> int:
     """init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up. Returns the exit code:
     0, or EXIT_STARTUP_ERROR when the node could not be built. `large_samples`: the node
-    publishes images (see use_large_sample_transport).
+    publishes images (see use_large_sample_profile).
 
     Ctrl-C and SIGTERM only ask the spin loop to stop (within SPIN_PERIOD_S): an exception
     raised by the signal inside rclpy, half way through taking a message, would surface
     as a RuntimeError instead of a clean stop.
     """
     stop = threading.Event()
-    transports = use_large_sample_transport() if large_samples else None
+    profile = use_large_sample_profile() if large_samples else None
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -254,8 +254,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, large_s
     code = 0
     try:
         node = factory()
-        if transports:
-            node.get_logger().info(f"Fast DDS profile for images: {transports} (a 16 MB shared-memory segment; "
+        if profile:
+            node.get_logger().info(f"Fast DDS profile for images: {profile} (a 16 MB shared-memory segment; "
                                    "FASTDDS_DEFAULT_PROFILES_FILE overrides it)")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
