@@ -67,6 +67,17 @@ def test_same_seed_same_motion_other_seed_other_motion(model, speech):
     assert not all(np.array_equal(x.to_vector(), y.to_vector()) for x, y in zip(a, c))
 
 
+def test_one_thread_gives_the_motion_of_one_thread_per_core(model, speech):
+    feats = compute_features(speech[0][:16000 * 2])
+    one = MotionModel(threads=1)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    a = DiffusionMotionGenerator(model, seed=3).generate(feats)
+    b = DiffusionMotionGenerator(one, seed=3).generate(feats)
+    assert all(np.allclose(x.to_vector(), y.to_vector(), atol=1e-4) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="threads must be 0"):
+        MotionModel(threads=-1)
+
+
 def test_audio_normaliser_is_level_invariant_and_streams():
     x = speech_with_pauses(["Hello there."], lead_s=0.5)[0]
     loud, quiet = compute_features(x), compute_features(x * 10 ** (-24 / 20))

@@ -323,11 +323,13 @@ CAPACITY_STEPS = (3.0, 2.0, 1.6, 1.2)
 
 def capacity(node, pub, msg_type, to_time, clip: np.ndarray, speedup: float, images: dict[int, int],
              procs: _Procs, not_before: int) -> dict:
-    """(`images` is emptied: call it after the live figures are taken.) Streams `clip` faster than real time, at `speedup` and then at each lower CAPACITY_STEPS
+    """Streams `clip` faster than real time, at `speedup` and then at each lower CAPACITY_STEPS
     speed-up until the graph keeps up: every frame of the stream delivered (± 1) at ≥ 95 % of
     the rate the audio asks for. A graph that falls behind loses queued input and fills the rest
     of the stream's time with its idle face at 25 frames/s, so frames alone would mislead;
-    the rate over the stream's frames tells. `not_before`: the end of the stamps used so far."""
+    the rate over the stream's frames tells. `not_before`: the end of the stamps used so far.
+    `images` (stamp -> arrival, filled by the probe) is emptied before each try, so call this
+    after the live figures are taken."""
     import rclpy  # noqa: PLC0415
 
     seconds = len(clip) / 16000
