@@ -229,7 +229,9 @@ def test_face_renderer_marks_its_images_unless_told_not_to(portrait_path, params
     from vasa_nodes.nodes.common import IMAGE_QOS, STREAM_QOS, motion_to_msg
     from vasa_nodes.msg import FaceMotion
 
-    proc = start("face_renderer", f"portrait:={portrait_path}", "size:=256", *params)
+    # No resting face: the images are those of the ten motion frames (the renderer rests while
+    # discovery takes its time, and those frames would arrive too).
+    proc = start("face_renderer", f"portrait:={portrait_path}", "size:=256", "resting_face:=false", *params)
     rclpy.init()
     try:
         node = rclpy.create_node("watermark_test")
